@@ -1,0 +1,1 @@
+"""Benchmarks behind ``benchmarks/*.py`` and ``attnlab bench``: interleaved timings reported as ratios."""

@@ -1,0 +1,114 @@
+"""Benchmark of the attention zoo: forward + backward CPU latency, against identity and against timm.
+
+Per registered module, on x of shape (8, 256, 28, 28) by default: the median time of ``m(x)`` and its
+backward pass, as a ratio to an identity module, and, where timm has the same module, to timm's at the
+same configuration, all timed interleaved in one run. ``--doc docs/zoo.md`` rewrites the zoo page with
+the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..layers.registry import create_attention, list_attentions
+from .timing import interleaved_times
+
+
+def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
+    """timm's modules configured as attnlab's defaults (the papers'); empty without timm."""
+    try:
+        from timm import layers as tl
+    except ImportError:
+        return {}
+    c = channels
+    makers = {
+        "se": lambda: tl.SEModule(c, rd_ratio=1 / 16),
+        "eca": lambda: tl.EcaModule(channels=c),  # adaptive k from C, as the paper
+        "cbam": lambda: tl.CbamModule(c, rd_ratio=1 / 16, spatial_kernel_size=7),
+        "gc": lambda: tl.GlobalContext(c, rd_ratio=1 / 16),
+        "non_local": lambda: tl.NonLocalAttn(c, use_scale=False, rd_ratio=1 / 2),
+        # paper: G = 32 groups, d = max(C/16, 32), full input to every branch
+        "sk": lambda: tl.SelectiveKernel(c, c, groups=32, rd_channels=32, split_input=False),
+        "splat": lambda: tl.SplitAttn(c, c, radix=2, rd_ratio=0.25),
+    }
+    try:  # timm >= 1.0.20
+        from timm.layers.coord_attn import CoordAttn
+
+        makers["coord"] = lambda: CoordAttn(c, rd_channels=max(8, c // 32), bias=True)  # the paper's mip
+    except ImportError:
+        pass
+    return makers
+
+
+def _step(m: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        x.grad = None
+        m(x).backward(grad)
+
+    return run
+
+
+def run(names: Sequence[str], *, shape: tuple[int, int, int, int], rounds: int) -> list[dict]:
+    torch.manual_seed(0)
+    x = torch.randn(*shape, requires_grad=True)
+    grad = torch.randn(*shape)
+    timm_makers = timm_counterparts(shape[1])
+    rows = []
+    identity = _step(nn.Identity(), x, grad)
+    for name in names:
+        fns = {"identity": identity, "attnlab": _step(create_attention(name, shape[1]).train(), x, grad)}
+        if name in timm_makers:
+            fns["timm"] = _step(timm_makers[name]().train(), x, grad)
+        t = interleaved_times(fns, torch.device("cpu"), rounds=rounds, warmup=2)
+        rows.append(
+            {
+                "name": name,
+                "ms": t["attnlab"] * 1e3,
+                "vs_identity": t["attnlab"] / t["identity"],
+                "timm_ms": t["timm"] * 1e3 if "timm" in t else None,
+                "vs_timm": t["attnlab"] / t["timm"] if "timm" in t else None,
+            }
+        )
+    return rows
+
+
+def to_markdown(rows: list[dict], shape: tuple[int, ...], rounds: int) -> str:
+    lines = [
+        f"Forward + backward, x = {tuple(shape)}, float32, CPU ({platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}); median of {rounds} interleaved rounds. "
+        "`python benchmarks/modules.py`.",
+        "",
+        "| module | attnlab (ms) | / identity | timm (ms) | attnlab / timm |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        timm_ms = "—" if r["timm_ms"] is None else f"{r['timm_ms']:.2f}"
+        vs_timm = "—" if r["vs_timm"] is None else f"{r['vs_timm']:.3f}"
+        lines.append(f"| `{r['name']}` | {r['ms']:.2f} | {r['vs_identity']:.1f} | {timm_ms} | {vs_timm} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--modules", default=None, help="comma-separated names (default: every registered module)")
+    p.add_argument("--shape", default="8,256,28,28", help="input shape B,C,H,W (default 8,256,28,28)")
+    p.add_argument("--rounds", type=int, default=15, help="timed rounds per module (default 15)")
+    p.add_argument("--doc", metavar="FILE.md", help="also regenerate the zoo page with this table")
+    args = p.parse_args(argv)
+    names = args.modules.split(",") if args.modules else list_attentions()
+    shape = tuple(int(s) for s in args.shape.split(","))
+    table = to_markdown(run(names, shape=shape, rounds=args.rounds), shape, args.rounds)
+    print(table)
+    if args.doc:
+        from pathlib import Path
+
+        from ..report.zoo import zoo_markdown, zoo_rows
+
+        Path(args.doc).write_text(zoo_markdown(zoo_rows(), table))
+        print(f"\nwrote {args.doc}")
+    return 0

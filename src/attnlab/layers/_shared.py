@@ -1,0 +1,74 @@
+"""Small pieces several attention modules share."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["check_channels", "reduced", "ChannelMLP", "ZPool", "SpatialConvGate", "factory_kwargs"]
+
+
+def factory_kwargs(device: torch.device | str | None, dtype: torch.dtype | None) -> dict:
+    return {"device": device, "dtype": dtype}
+
+
+def check_channels(channels: int, *, multiple_of: int = 1, name: str = "channels") -> int:
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
+        raise ValueError(f"{name}: expected a positive int, got {channels!r}")
+    if channels % multiple_of:
+        raise ValueError(f"{name}: expected a multiple of {multiple_of}, got {channels}")
+    return channels
+
+
+def reduced(channels: int, reduction: float, min_channels: int = 1) -> int:
+    """Hidden width C / r of a bottleneck, at least ``min_channels``."""
+    if reduction <= 0:
+        raise ValueError(f"reduction: expected a positive number, got {reduction}")
+    return max(min_channels, int(channels // reduction))
+
+
+class ChannelMLP(nn.Sequential):
+    """1×1 conv C -> hidden, activation, 1×1 conv hidden -> C: the shared MLP of SE-style excitations."""
+
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        *,
+        bias: bool = True,
+        act_layer: type[nn.Module] = nn.ReLU,
+        device=None,
+        dtype=None,
+    ) -> None:
+        f = factory_kwargs(device, dtype)
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias, **f)
+        self.act = act_layer()
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias, **f)
+
+
+class ZPool(nn.Module):
+    """(B, C, H, W) -> (B, 2, H, W): max and mean over channels (CBAM's ChannelPool, Triplet's Z-pool)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+
+
+class SpatialConvGate(nn.Module):
+    """σ(BN(conv_k×k([max_c x; mean_c x]))) -> (B, 1, H, W): CBAM's spatial gate, one branch of Triplet.
+
+    The BN (eps 1e-5, momentum 0.01) and the bias-free conv are those of both papers' official code.
+    """
+
+    def __init__(self, kernel_size: int = 7, *, device=None, dtype=None) -> None:
+        super().__init__()
+        if kernel_size <= 0 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: expected a positive odd int, got {kernel_size}")
+        f = factory_kwargs(device, dtype)
+        self.pool = ZPool()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False, **f)
+        self.bn = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01, **f)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.gate(self.bn(self.conv(self.pool(x))))

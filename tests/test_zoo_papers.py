@@ -1,0 +1,310 @@
+"""What is special to each paper: equations on hand-sized inputs, defaults, parameter counts."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+import attnlab
+from attnlab.layers.eca import eca_kernel_size
+from attnlab.layers.fca import dct_basis
+
+F64 = torch.float64
+
+
+def make(name, channels, **kwargs):
+    torch.manual_seed(0)
+    return attnlab.create_attention(name, channels, dtype=F64, **kwargs)
+
+
+# ---- parameter counts at C = 256, from each paper's definition of its module --------------------------
+C, r16 = 256, 256 // 16
+PARAMS_AT_256 = {
+    "se": 2 * C * r16 + r16 + C,  # two FCs with biases
+    "eca": 5,  # k = ψ(256) = 5, no bias
+    "gct": 3 * C,  # α, γ, β
+    "srm": 2 * C + 2 * C,  # CFC + BN
+    "fca": 2 * C * r16,  # bias-free FCs; DCT filters are buffers
+    "ge": 3 * 9 * C + 3 * 2 * C + 2 * C * r16 + r16 + C,  # 3 depth-wise convs + BNs (extent 8), MLP
+    "non_local": 3 * (C * 128 + 128) + 128 * C + C + 2 * C,  # θ, φ, g, W_z, BN
+    "gc": C + 1 + C * r16 + r16 + 2 * r16 + r16 * C + C,  # W_k, W_v1, LayerNorm, W_v2
+    "cc": 2 * (C * 32 + 32) + C * C + C + 1,  # Q, K, V, γ
+    "mhsa": 3 * C * C + 2 * (2 * 64 - 1) * (C // 4),  # q, k, v; relative tables (max_size 64)
+    "a2": C * (64 + 2 * 64) + 3 * 64 + 64 * C + C,  # φ, θ, ρ (c_m = c_n = C/4), W_z
+    "cbam": 2 * C * r16 + r16 + C + 2 * 49 + 2,  # shared MLP, 7×7 conv, BN
+    "bam": (2 * C * r16 + 3 * r16 + C) + (C * r16 + 18 * r16 * r16 + 10 * r16 + 1),
+    "scse": 2 * C * 128 + 128 + C + C + 1,  # cSE (r = 2), sSE
+    "coord": C * 8 + 8 + 2 * 8 + 2 * (8 * C + C),  # mip = max(8, 256 / 32) = 8
+    "triplet": 3 * (2 * 49 + 2),
+    "simam": 0,
+    "danet": 2 * (C * 32 + 32) + C * C + C + 2,
+    "sk": 2 * (9 * C * C // 32 + 2 * C) + C * 32 + 2 * 32 + 32 * 2 * C,  # d = max(256/16, 32) = 32
+    "splat": 9 * C * 2 * C // 2 + 2 * 2 * C + C * 128 + 128 + 2 * 128 + 128 * 2 * C + 2 * C,  # inter 128
+}
+
+
+def test_parameter_table_covers_the_registry():
+    assert set(PARAMS_AT_256) == set(attnlab.list_attentions())
+
+
+@pytest.mark.parametrize(("name", "expected"), sorted(PARAMS_AT_256.items()))
+def test_parameter_count_at_256_channels(name, expected):
+    assert attnlab.attention_info(name).num_params(256) == expected
+
+
+# ---- channel ------------------------------------------------------------------------------------------
+def test_se_with_known_weights():
+    m = make("se", 4, reduction=2)
+    with torch.no_grad():
+        m.fc.fc1.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 1]]).view(2, 4, 1, 1))
+        m.fc.fc1.bias.copy_(torch.tensor([0.0, -1.0]))
+        m.fc.fc2.weight.copy_(torch.tensor([[1.0, 0], [0, 1], [1, 1], [-1, 0]]).view(4, 2, 1, 1))
+        m.fc.fc2.bias.zero_()
+    x = torch.arange(16, dtype=F64).view(1, 4, 2, 2)  # channel means 1.5, 5.5, 9.5, 13.5
+    z1, z2 = 1.5, max(13.5 - 1.0, 0.0)  # ReLU(W1 z + b1)
+    s = torch.sigmoid(torch.tensor([z1, z2, z1 + z2, -z1], dtype=F64))
+    torch.testing.assert_close(m(x), x * s.view(1, 4, 1, 1))
+
+
+@pytest.mark.parametrize(("channels", "k"), [(64, 3), (256, 5), (512, 5), (2048, 7)])
+def test_eca_kernel_size_adapts_to_channels(channels, k):
+    assert eca_kernel_size(channels) == k
+    assert attnlab.create_attention("eca", channels).conv.kernel_size == (k,)
+
+
+def test_eca_is_a_1d_conv_across_pooled_channels():
+    m = make("eca", 8, kernel_size=3)
+    with torch.no_grad():
+        m.conv.weight.copy_(torch.tensor([[[1.0, 0.0, -1.0]]]))
+    x = torch.randn(2, 8, 3, 3, dtype=F64)
+    y = x.mean(dim=(2, 3))
+    padded = torch.nn.functional.pad(y, (1, 1))
+    conv = padded[:, :-2] - padded[:, 2:]  # w = [1, 0, -1]: y[c-1] - y[c+1]
+    torch.testing.assert_close(m(x), x * torch.sigmoid(conv)[:, :, None, None])
+
+
+def test_gct_is_identity_at_init_and_follows_its_equations():
+    m = make("gct", 6)
+    x = torch.randn(2, 6, 4, 4, dtype=F64)
+    torch.testing.assert_close(m(x), x)
+    with torch.no_grad():
+        m.alpha.fill_(2.0)
+        m.gamma.fill_(0.5)
+        m.beta.fill_(-0.1)
+    s = 2.0 * (x.square().sum(dim=(2, 3)) + 1e-5).sqrt()  # (B, C)
+    s_hat = math.sqrt(6) * s / (s.square().sum(dim=1, keepdim=True) + 6e-5).sqrt()
+    torch.testing.assert_close(m(x), x * (1 + torch.tanh(0.5 * s_hat - 0.1))[:, :, None, None])
+
+
+def test_srm_style_pooling_and_channelwise_fc():
+    m = make("srm", 3).eval()
+    with torch.no_grad():
+        m.cfc.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, -0.5]]))
+    x = torch.randn(2, 3, 4, 5, dtype=F64)
+    mu, sigma = x.mean(dim=(2, 3)), x.std(dim=(2, 3), correction=0)
+    z = torch.stack([mu[:, 0], sigma[:, 1], 0.5 * mu[:, 2] - 0.5 * sigma[:, 2]], dim=1)
+    z = z / math.sqrt(1 + 1e-5)  # eval BN with fresh running statistics
+    torch.testing.assert_close(m(x), x * torch.sigmoid(z)[:, :, None, None], rtol=1e-5, atol=1e-5)
+
+
+def test_fca_dct_bases_are_orthonormal_and_lowest_frequency_is_average_pooling():
+    basis = torch.stack([dct_basis(u, 7) for u in range(7)])
+    torch.testing.assert_close(basis @ basis.T, torch.eye(7, dtype=F64))
+    m = make("fca", 16, num_freq=1)
+    torch.testing.assert_close(m.dct_weight, torch.full((16, 7, 7), 1 / 7, dtype=F64))
+    m16 = make("fca", 32)  # 16 frequencies, 2 channels each
+    assert torch.equal(m16.dct_weight[0], m16.dct_weight[1]) and not torch.equal(m16.dct_weight[1], m16.dct_weight[2])
+
+
+def test_ge_parameter_free_global_gather_is_a_mean_gate():
+    m = make("ge", 4, extent=0, extra_params=False, use_mlp=False)
+    x = torch.randn(2, 4, 5, 3, dtype=F64)
+    torch.testing.assert_close(m(x), x * torch.sigmoid(x.mean(dim=(2, 3), keepdim=True)))
+    with pytest.raises(ValueError, match="extent"):
+        attnlab.create_attention("ge", 4, extent=3)
+
+
+# ---- spatial ------------------------------------------------------------------------------------------
+def test_non_local_is_identity_at_init_and_embedded_gaussian_after():
+    m = make("non_local", 8).eval()
+    x = torch.randn(2, 8, 3, 4, dtype=F64)
+    torch.testing.assert_close(m(x), x)
+    with torch.no_grad():
+        m.bn.weight.fill_(1.0)
+    theta, phi, g = m.attn.qkv(x).flatten(2).split([4, 4, 4], dim=1)  # (B, 4, N)
+    f = torch.softmax(theta.transpose(1, 2) @ phi, dim=-1)  # (B, N, N): no scaling
+    y = (f @ g.transpose(1, 2)).transpose(1, 2).reshape(2, 4, 3, 4)
+    torch.testing.assert_close(m(x), x + m.bn(m.attn.proj(y)))
+    sub = make("non_local", 8, sub_sample=True).eval()
+    assert sub(torch.randn(1, 8, 6, 6, dtype=F64)).shape == (1, 8, 6, 6)
+
+
+def test_gc_attention_pooling_and_transform():
+    m = make("gc", 16).eval()
+    x = torch.randn(2, 16, 3, 3, dtype=F64)
+    torch.testing.assert_close(m(x), x)  # last conv zero: identity at init
+    torch.nn.init.normal_(m.transform[-1].weight)
+    a = torch.softmax(m.conv_mask(x).flatten(1), dim=-1)  # (B, N)
+    context = torch.einsum("bcn,bn->bc", x.flatten(2), a)[:, :, None, None]
+    torch.testing.assert_close(m(x), x + m.transform(context))
+
+
+def test_cc_attends_over_row_and_column_once():
+    m = make("cc", 8, recurrence=1)
+    with torch.no_grad():
+        m.gamma.fill_(1.0)
+    x = torch.randn(1, 8, 3, 4, dtype=F64)
+    q, k, v = m.query(x)[0], m.key(x)[0], m.value(x)[0]
+    out = torch.empty_like(x[0])
+    for i, j in itertools.product(range(3), range(4)):
+        keys = [(i, jj) for jj in range(4)] + [(ii, j) for ii in range(3) if ii != i]  # self once
+        e = torch.stack([q[:, i, j] @ k[:, a, b] for a, b in keys])
+        w = torch.softmax(e, dim=0)
+        out[:, i, j] = sum(w[n] * v[:, a, b] for n, (a, b) in enumerate(keys))
+    torch.testing.assert_close(m(x)[0], out + x[0])
+
+
+def test_mhsa_relative_logits_match_brute_force():
+    m = make("mhsa", 8, num_heads=2, max_size=5)
+    x = torch.randn(1, 8, 3, 4, dtype=F64)
+    q, k, v = (t.view(2, 4, 12) for t in m.attn.qkv(x)[0].flatten(1).split(8, dim=0))  # (heads, d, N)
+    out = torch.empty(2, 4, 12, dtype=F64)
+    for h in range(2):
+        logits = torch.empty(12, 12, dtype=F64)
+        for n1, n2 in itertools.product(range(12), range(12)):
+            (i1, j1), (i2, j2) = divmod(n1, 4), divmod(n2, 4)
+            r = m.rel_h[i2 - i1 + 4] + m.rel_w[j2 - j1 + 4]
+            logits[n1, n2] = q[h, :, n1] @ (k[h, :, n2] + r) / 2.0  # √d = 2
+        out[h] = v[h] @ torch.softmax(logits, dim=-1).T
+    torch.testing.assert_close(m(x)[0], out.reshape(8, 3, 4))
+    with pytest.raises(ValueError, match="max_size"):
+        m(torch.randn(1, 8, 6, 6, dtype=F64))
+
+
+def test_a2_gathers_then_distributes():
+    m = make("a2", 8, c_m=3, c_n=2)
+    x = torch.randn(2, 8, 3, 3, dtype=F64)
+    a, b, v = m.convs(x).flatten(2).split([3, 2, 2], dim=1)
+    b, v = torch.softmax(b, dim=-1), torch.softmax(v, dim=1)
+    assert torch.allclose(b.sum(-1), torch.ones(2, 2, dtype=F64)) and torch.allclose(
+        v.sum(1), torch.ones(2, 9, dtype=F64)
+    )
+    z = torch.einsum("bmn,bkn,bkp->bmp", a, b, v).view(2, 3, 3, 3)
+    torch.testing.assert_close(m(x), x + m.proj(z))
+
+
+# ---- channel & spatial --------------------------------------------------------------------------------
+def test_cbam_maps_have_the_papers_shapes():
+    m = make("cbam", 32).eval()
+    maps = {}
+    m.channel_gate.gate.register_forward_hook(lambda mod, i, o: maps.__setitem__("channel", o))
+    m.spatial_gate.gate.register_forward_hook(lambda mod, i, o: maps.__setitem__("spatial", o))
+    x = torch.randn(2, 32, 5, 7, dtype=F64)
+    y = m(x)
+    assert maps["channel"].shape == (2, 32, 1, 1) and maps["spatial"].shape == (2, 1, 5, 7)
+    torch.testing.assert_close(y, x * maps["channel"] * maps["spatial"])
+    assert m.spatial_gate.conv.kernel_size == (7, 7)
+
+
+def test_bam_is_residual_one_plus_sigmoid_of_the_branch_product():
+    m = make("bam", 32).eval()
+    x = torch.randn(2, 32, 6, 6, dtype=F64)
+    m_c = m.channel_att(x.mean(dim=(2, 3)))[:, :, None, None]
+    m_s = m.spatial_att(x)
+    torch.testing.assert_close(m(x), x * (1 + torch.sigmoid(m_c * m_s)))
+    assert attnlab.attention_info("bam").placement == "stage"
+
+
+def test_scse_adds_channel_and_spatial_excitations():
+    m = make("scse", 8)
+    x = torch.randn(2, 8, 4, 4, dtype=F64)
+    cse = torch.sigmoid(m.cse(x.mean(dim=(2, 3), keepdim=True)))
+    sse = torch.sigmoid(m.sse(x))
+    torch.testing.assert_close(m(x), x * cse + x * sse)
+
+
+def test_coord_gates_factor_along_height_and_width():
+    m = make("coord", 16).eval()
+    maps = {}
+    for k in ("h", "w"):
+        m.gates[k].register_forward_hook(lambda mod, i, o, k=k: maps.__setitem__(k, o))
+    x = torch.randn(2, 16, 5, 7, dtype=F64)
+    torch.testing.assert_close(m(x), x * maps["h"] * maps["w"])
+    assert maps["h"].shape == (2, 16, 5, 1) and maps["w"].shape == (2, 16, 1, 7)
+
+
+def test_triplet_averages_three_rotated_branches():
+    m = make("triplet", 4).eval()
+    x = torch.randn(2, 4, 5, 6, dtype=F64)
+    g_cw = m.cw(x.transpose(1, 2)).transpose(1, 2)  # gate over (C, W)
+    g_hc = m.hc(x.permute(0, 3, 2, 1)).permute(0, 3, 2, 1)  # gate over (H, C)
+    g_hw = m.hw(x)
+    torch.testing.assert_close(m(x), (x * g_cw + x * g_hc + x * g_hw) / 3)
+
+
+def test_simam_matches_the_energy_function():
+    m = attnlab.create_attention("simam", 1)
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=F64)
+    lam, mu = 1e-4, 2.5
+    var = ((x - mu) ** 2).sum() / 3  # over the M = H·W − 1 other neurons
+    energy = 4 * (var + lam) / ((x - mu) ** 2 + 2 * var + 2 * lam)  # Eq. 6: e_t*
+    torch.testing.assert_close(m(x), x * torch.sigmoid(1 / energy))
+    assert sum(p.numel() for p in m.parameters()) == 0
+
+
+def test_danet_sums_position_and_channel_attention():
+    m = make("danet", 16)
+    x = torch.randn(2, 16, 3, 4, dtype=F64)
+    torch.testing.assert_close(m(x), x)  # α = β = 0
+    with torch.no_grad():
+        m.alpha.fill_(0.7)
+        m.beta.fill_(0.3)
+    flat = x.flatten(2)
+    energy = flat @ flat.transpose(1, 2)
+    cam = (torch.softmax(energy.amax(-1, keepdim=True) - energy, dim=-1) @ flat).view_as(x)
+    q, k, v = m.position.qkv(x).flatten(2).split([2, 2, 16], dim=1)
+    pam = (v @ torch.softmax(q.transpose(1, 2) @ k, dim=-1).transpose(1, 2)).view_as(x)
+    torch.testing.assert_close(m(x), x + 0.7 * pam + 0.3 * cam)
+
+
+# ---- branch -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["sk", "splat"])
+def test_branch_weights_sum_to_one_and_stride_and_width_change(name):
+    m = make(name, 32).eval()
+    captured = []
+    m.gate.register_forward_hook(lambda mod, i, o: captured.append(o))
+    m(torch.randn(2, 32, 6, 6, dtype=F64))
+    weights = captured[0].view(2, 2, 32)  # (B, branches, C)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2, 32, dtype=F64))
+    wide = make(name, 32, out_channels=64, stride=2).eval()
+    assert wide(torch.randn(1, 32, 8, 8, dtype=F64)).shape == (1, 64, 4, 4)
+
+
+# ---- registry -----------------------------------------------------------------------------------------
+def test_unknown_name_suggests_the_closest():
+    with pytest.raises(ValueError, match="did you mean 'cbam'.*attnlab list attentions"):
+        attnlab.get_attention("cbma")
+
+
+def test_duplicate_registration_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        attnlab.register_attention("se", category="channel", paper="p", venue="v", year=2020, url="https://x")(
+            torch.nn.Identity
+        )
+
+
+def test_categories_filter_and_are_checked():
+    assert set(attnlab.list_attentions("branch")) == {"sk", "splat"}
+    assert "cbam" in attnlab.list_attentions("channel_spatial") and "cbam" not in attnlab.list_attentions("channel")
+    with pytest.raises(ValueError, match="category"):
+        attnlab.list_attentions("chanel")
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "arg"),
+    [("se", {"reduction": 0}, "reduction"), ("eca", {"kernel_size": 4}, "kernel_size"), ("splat", {}, "channels")],
+)
+def test_bad_arguments_name_themselves(name, kwargs, arg):
+    with pytest.raises(ValueError, match=arg):
+        attnlab.create_attention(name, 31 if name == "splat" else 16, **kwargs)
