@@ -23,6 +23,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/modules.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -122,3 +122,13 @@ def test_attention_info_is_complete(name):
     assert info.url.startswith("https://")
     assert info.cls.__doc__ and len(info.cls.__doc__) > 200  # paper equation, shapes, defaults
     assert info.has_params == (name != "simam")
+
+
+@pytest.mark.parametrize("name", ["se", "cbam", "simam", "eca", "coord"])
+def test_works_as_timm_attn_layer(name):
+    timm = pytest.importorskip("timm")
+    model = timm.create_model(
+        "resnet18", pretrained=False, num_classes=3, block_args=dict(attn_layer=attnlab.get_attention(name))
+    )
+    assert any(isinstance(m, attnlab.get_attention(name)) for m in model.modules())
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)

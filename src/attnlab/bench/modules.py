@@ -23,18 +23,19 @@ def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
     """timm's modules configured as attnlab's defaults (the papers'); empty without timm."""
     try:
         from timm import layers as tl
+        from timm.layers.cbam import CbamModule
     except ImportError:
         return {}
     c = channels
     makers = {
         "se": lambda: tl.SEModule(c, rd_ratio=1 / 16),
         "eca": lambda: tl.EcaModule(channels=c),  # adaptive k from C, as the paper
-        "cbam": lambda: tl.CbamModule(c, rd_ratio=1 / 16, spatial_kernel_size=7),
+        "cbam": lambda: CbamModule(c, rd_ratio=1 / 16, spatial_kernel_size=7, mlp_bias=True),
         "gc": lambda: tl.GlobalContext(c, rd_ratio=1 / 16),
         "non_local": lambda: tl.NonLocalAttn(c, use_scale=False, rd_ratio=1 / 2),
         # paper: G = 32 groups, d = max(C/16, 32), full input to every branch
         "sk": lambda: tl.SelectiveKernel(c, c, groups=32, rd_channels=32, split_input=False),
-        "splat": lambda: tl.SplitAttn(c, c, radix=2, rd_ratio=0.25),
+        "splat": lambda: tl.SplitAttn(c, c, radix=2, rd_ratio=0.25, norm_layer=nn.BatchNorm2d),
     }
     try:  # timm >= 1.0.20
         from timm.layers.coord_attn import CoordAttn

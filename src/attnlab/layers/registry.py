@@ -8,7 +8,9 @@ Categories are those of "Attention Mechanisms in Computer Vision: A Survey" (Guo
 Placements say where a module goes in a ResNet by default, as its paper puts it:
 "block" (inside every residual block, after the last BN of the residual branch, before the addition),
 "stage" (after stages 1-3, between stages, as BAM), "nonlocal" (after some blocks of stages 2 and 3, as
-the non-local paper), "conv" (replaces the block's 3×3 convolution: the branch modules).
+the non-local paper; also the home of CCNet's and DANet's all-position attention, which their papers put
+after a segmentation backbone rather than inside a classifier), "conv" (replaces the block's 3×3
+convolution: the branch modules, and BoTNet's MHSA in the last stage).
 """
 
 from __future__ import annotations

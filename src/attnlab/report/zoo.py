@@ -27,7 +27,15 @@ class ZooRow:
     url: str
     placement: str
     params: int
-    mflops: float
+    flops: int
+
+
+def human(n: float) -> str:
+    """1234567 -> '1.23 M' (K, M, G)."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f}"
 
 
 def zoo_rows(channels: int = CHANNELS, size: int = SIZE) -> list[ZooRow]:
@@ -47,7 +55,7 @@ def zoo_rows(channels: int = CHANNELS, size: int = SIZE) -> list[ZooRow]:
                 info.url,
                 info.placement,
                 count_params(m),
-                count_flops(m, x) / 1e6,
+                count_flops(m, x),
             )
         )
     return rows
@@ -75,13 +83,13 @@ def zoo_markdown(rows: list[ZooRow], latency_table: str | None = None) -> str:
             "",
             f"## {category}",
             "",
-            "| name | paper | venue | year | params | MFLOPs | placement |",
+            "| name | paper | venue | year | params | FLOPs | placement |",
             "|---|---|---|---:|---:|---:|---|",
         ]
         for r in members:
             lines.append(
                 f"| `{r.name}` | [{r.paper}]({r.url}) | {r.venue} | {r.year} | {r.params:,} | "
-                f"{r.mflops:,.1f} | {r.placement} |"
+                f"{human(r.flops)} | {r.placement} |"
             )
     lines += ["", "## Speed", "", LATENCY_MARK, ""]
     lines.append(latency_table or "Run `python benchmarks/modules.py --doc docs/zoo.md` to add the latency table.")
