@@ -3,6 +3,7 @@
 Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V
 """
 
+from . import models
 from .functional import scaled_dot_product_attention
 from .layers import (
     AttentionInfo,
@@ -14,6 +15,7 @@ from .layers import (
     list_attentions,
     register_attention,
 )
+from .models import create_model, list_models
 
 __version__ = "0.1.0"
 
@@ -27,5 +29,8 @@ __all__ = [
     "get_attention",
     "list_attentions",
     "register_attention",
+    "create_model",
+    "list_models",
+    "models",
     "__version__",
 ]

@@ -31,6 +31,7 @@ def relative_logits(q: Tensor, rel: Tensor, size: int, max_size: int, dim: int) 
     year=2021,
     url="https://arxiv.org/abs/2101.11605",
     placement="conv",
+    stages=(4,),
 )
 class BottleneckMHSA(nn.Module):
     """BoTNet's all-to-all multi-head self-attention over a feature map, built on ``SelfAttention2d``.
@@ -43,11 +44,14 @@ class BottleneckMHSA(nn.Module):
     next 1×1 conv plays that role) and no residual (the block owns it). Relative embeddings r (one table
     per axis, shared by the heads) cover offsets up to ``max_size`` − 1, so any H, W <= ``max_size``
     works; the paper fixes the size at training time. In a ResNet, the paper puts it in place of the 3×3
-    convolution of the last stage's blocks. The weights pass through ``attn.gate``.
+    convolution of the last stage's blocks; with ``stride=2`` (the stage's first block) a 2×2 average
+    pool follows, as in BoTNet. The weights pass through ``attn.gate``.
     Parameters: 3C² + 2(2·max_size − 1)·C/heads.
     """
 
-    def __init__(self, channels: int, *, num_heads: int = 4, max_size: int = 64, device=None, dtype=None) -> None:
+    def __init__(
+        self, channels: int, *, num_heads: int = 4, max_size: int = 64, stride: int = 1, device=None, dtype=None
+    ) -> None:
         super().__init__()
         check_channels(channels, multiple_of=num_heads)
         if max_size < 1:
@@ -59,6 +63,9 @@ class BottleneckMHSA(nn.Module):
         self.attn = SelfAttention2d(channels, num_heads, bias=False, out_proj=False, **f)
         self.rel_h = nn.Parameter(torch.randn(2 * max_size - 1, head_dim, **f) * head_dim**-0.5)
         self.rel_w = nn.Parameter(torch.randn(2 * max_size - 1, head_dim, **f) * head_dim**-0.5)
+        if stride not in (1, 2):
+            raise ValueError(f"stride: expected 1 or 2, got {stride}")
+        self.pool = nn.AvgPool2d(2, ceil_mode=True) if stride == 2 else nn.Identity()  # sizes as a stride-2 conv
 
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
@@ -73,4 +80,4 @@ class BottleneckMHSA(nn.Module):
         bias_h = relative_logits(qs, self.rel_h, H, self.max_size, dim=2)  # (B, heads, H, W, H)
         bias_w = relative_logits(qs, self.rel_w, W, self.max_size, dim=3)  # (B, heads, H, W, W)
         bias = (bias_h[..., :, None] + bias_w[..., None, :]).reshape(B, self.num_heads, H * W, H * W)
-        return self.attn.attend(q, k, v, (B, H, W), attn_bias=bias)
+        return self.pool(self.attn.attend(q, k, v, (B, H, W), attn_bias=bias))

@@ -15,14 +15,16 @@ convolution: the branch modules, and BoTNet's MHSA in the last stage).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from torch import nn
 
+from .._names import unknown_name
+
 __all__ = [
     "CATEGORIES",
     "PLACEMENTS",
+    "DEFAULT_STAGES",
     "AttentionInfo",
     "register_attention",
     "list_attentions",
@@ -33,6 +35,8 @@ __all__ = [
 
 CATEGORIES = ("channel", "spatial", "temporal", "branch", "channel_spatial", "spatial_temporal")
 PLACEMENTS = ("block", "stage", "nonlocal", "conv")
+# The ResNet stages (1-4 = layer1-layer4) each placement uses unless a module or the caller says otherwise.
+DEFAULT_STAGES = {"block": (1, 2, 3, 4), "stage": (1, 2, 3), "nonlocal": (2, 3), "conv": (1, 2, 3, 4)}
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class AttentionInfo:
     year: int
     url: str
     placement: str
+    stages: tuple[int, ...]
     cls: type[nn.Module] = field(repr=False)
 
     @property
@@ -61,9 +66,20 @@ _REGISTRY: dict[str, AttentionInfo] = {}
 
 
 def register_attention(
-    name: str, *, category: str, paper: str, venue: str, year: int, url: str, placement: str = "block"
+    name: str,
+    *,
+    category: str,
+    paper: str,
+    venue: str,
+    year: int,
+    url: str,
+    placement: str = "block",
+    stages: tuple[int, ...] | None = None,
 ):
-    """Class decorator adding a module to the registry; a name is taken once."""
+    """Class decorator adding a module to the registry; a name is taken once.
+
+    ``placement`` and ``stages`` say where the paper puts the module in a ResNet (see the module doc).
+    """
     if category not in CATEGORIES:
         raise ValueError(f"category: expected one of {CATEGORIES}, got {category!r}")
     if placement not in PLACEMENTS:
@@ -72,7 +88,8 @@ def register_attention(
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"attention {name!r} is already registered (by {_REGISTRY[name].cls.__qualname__})")
-        _REGISTRY[name] = AttentionInfo(name, category, paper, venue, year, url, placement, cls)
+        where = DEFAULT_STAGES[placement] if stages is None else tuple(stages)
+        _REGISTRY[name] = AttentionInfo(name, category, paper, venue, year, url, placement, where, cls)
         return cls
 
     return decorate
@@ -90,10 +107,7 @@ def attention_info(name: str) -> AttentionInfo:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        pass
-    close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-    raise ValueError(f"attention: unknown name {name!r}; {hint}see all with `attnlab list attentions`")
+        raise unknown_name("attention", name, _REGISTRY, "attnlab list attentions") from None
 
 
 def get_attention(name: str) -> type[nn.Module]:

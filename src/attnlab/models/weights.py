@@ -1,0 +1,72 @@
+"""Load torchvision's ResNet weights into an attnlab ResNet, with or without attention."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["load_torchvision_weights", "read_state_dict"]
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """A state dict from ``.safetensors`` or a torch file (``weights_only``: never unpickles code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"state_dict_or_path: no file at {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]  # training checkpoints often nest it
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"state_dict_or_path: {path} holds a {type(obj).__name__}, not a state dict")
+    return dict(obj)
+
+
+def _replaced_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Key prefixes of torchvision layers that an attention module replaced (the branch placements)."""
+    return tuple(f"{name}.{layer}." for name, m in model.named_modules() for layer in getattr(m, "replaced", ()))
+
+
+def load_torchvision_weights(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | str | Path) -> list[str]:
+    """Copy every matching backbone tensor of a torchvision ResNet state dict into ``model``.
+
+    ``fc`` is skipped when its shape differs (another ``num_classes``), and so is the stem conv (another
+    ``stem`` or ``in_chans``). Returns the model's keys left at their initial values: the attention
+    modules' (``attn``), and fc / stem where skipped. Raises ``ValueError`` for any other shape mismatch
+    and for source keys the model has no place for (another depth, another architecture), except those of
+    the 3×3 convs a branch attention replaced.
+    """
+    source = read_state_dict(state_dict_or_path) if isinstance(state_dict_or_path, (str, Path)) else state_dict_or_path
+    if not isinstance(source, Mapping):
+        raise TypeError(f"state_dict_or_path: expected a state dict or a path, got {type(source).__name__}")
+    target = model.state_dict()
+    skippable = ("fc.weight", "fc.bias", "conv1.weight")
+    mismatched = [
+        f"{k}: model {tuple(target[k].shape)}, weights {tuple(v.shape)}"
+        for k, v in source.items()
+        if k in target and target[k].shape != v.shape and k not in skippable
+    ]
+    if mismatched:
+        raise ValueError(
+            "state_dict_or_path: shapes differ from the model's for "
+            + "; ".join(mismatched[:5])
+            + (f" (and {len(mismatched) - 5} more)" if len(mismatched) > 5 else "")
+        )
+    replaced = _replaced_prefixes(model)
+    unexpected = [k for k in source if k not in target and not k.startswith(replaced)]
+    if unexpected:
+        raise ValueError(
+            f"state_dict_or_path: {len(unexpected)} keys have no place in the model, e.g. "
+            f"{unexpected[:3]}; is it the same ResNet depth?"
+        )
+    loadable = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    with torch.no_grad():
+        for k, v in loadable.items():
+            target[k].copy_(v)
+    return sorted(k for k in target if k not in loadable)
