@@ -132,3 +132,11 @@ def test_works_as_timm_attn_layer(name):
     )
     assert any(isinstance(m, attnlab.get_attention(name)) for m in model.modules())
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_channels_last_input_gives_the_same_output(name):
+    """CUDA training runs channels_last: no module may assume a contiguous (B, C, H, W) layout."""
+    m = build(name).eval()
+    x = torch.randn(2, C, 6, 5, dtype=torch.float64)
+    torch.testing.assert_close(m(x.contiguous(memory_format=torch.channels_last)), m(x))

@@ -11,6 +11,7 @@ from .base import Command, register_command
 BENCHMARKS = {
     "attention": "attention",
     "modules": "modules",
+    "models": "models",
 }
 
 
@@ -25,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 COMMAND = register_command(
-    Command("bench", "run a benchmark (attention, modules) and print its table", add_arguments, run)
+    Command("bench", "run a benchmark (attention, modules, models) and print its table", add_arguments, run)
 )

@@ -1,4 +1,4 @@
-"""``attnlab list attentions``: the registries as tables."""
+"""``attnlab list attentions|models``: the registries as tables."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from rich.console import Console
 from rich.table import Table
 
 from ..layers.registry import CATEGORIES, attention_info, list_attentions
+from ..models.registry import create_model, list_models
 from .base import Command, register_command
 
-COLUMNS = ("name", "category", "paper", "venue", "year", "params at C=256", "placement")
+COLUMNS = {
+    "attentions": ("name", "category", "paper", "venue", "year", "params at C=256", "placement"),
+    "models": ("name", "block", "blocks per stage", "params (1000 classes)"),
+}
 
 
 def attention_rows(category: str | None = None) -> list[tuple[str, ...]]:
@@ -23,22 +27,33 @@ def attention_rows(category: str | None = None) -> list[tuple[str, ...]]:
     return rows
 
 
+def model_rows() -> list[tuple[str, ...]]:
+    rows = []
+    for name in list_models():
+        m = create_model(name)
+        blocks = tuple(len(getattr(m, f"layer{s}")) for s in range(1, 5))
+        params = sum(p.numel() for p in m.parameters())
+        rows.append((name, type(m.layer1[0]).__name__, "-".join(map(str, blocks)), f"{params:,}"))
+    return rows
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=["attentions"], help="which registry to list")
-    p.add_argument("--category", choices=CATEGORIES, help="only this category of the survey")
+    p.add_argument("what", choices=sorted(COLUMNS), help="which registry to list")
+    p.add_argument("--category", choices=CATEGORIES, help="attentions: only this category of the survey")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = attention_rows(args.category)
+    columns = COLUMNS[args.what]
+    rows = attention_rows(args.category) if args.what == "attentions" else model_rows()
     if args.markdown:
-        print("| " + " | ".join(COLUMNS) + " |")
-        print("|" + "---|" * len(COLUMNS))
+        print("| " + " | ".join(columns) + " |")
+        print("|" + "---|" * len(columns))
         for row in rows:
             print("| " + " | ".join(row) + " |")
         return 0
-    table = Table(title=f"{len(rows)} attention modules", title_justify="left")
-    for col in COLUMNS:
+    table = Table(title=f"{len(rows)} {args.what}", title_justify="left")
+    for col in columns:
         table.add_column(col, justify="right" if col.startswith(("year", "params")) else "left", overflow="fold")
     for row in rows:
         table.add_row(*row)
@@ -47,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 COMMAND = register_command(
-    Command("list", "the registry as a table (name, category, paper, year, params)", add_arguments, run)
+    Command("list", "a registry as a table: attentions (paper, year, params) or models", add_arguments, run)
 )

@@ -47,7 +47,7 @@ class DualAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
-        flat = x.view(B, C, H * W)
+        flat = x.reshape(B, C, H * W)
         energy = flat @ flat.transpose(1, 2)  # (B, C, C)
         attn = self.gates["channel"](energy.amax(dim=-1, keepdim=True) - energy)
         cam = (attn @ flat).view(B, C, H, W)

@@ -48,6 +48,6 @@ class GlobalContext(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape
-        attn = self.gate(self.conv_mask(x).view(B, 1, H * W))  # (B, 1, N)
-        context = (x.view(B, C, H * W) @ attn.transpose(1, 2)).view(B, C, 1, 1)  # (B, C, 1, 1)
+        attn = self.gate(self.conv_mask(x).reshape(B, 1, H * W))  # (B, 1, N)
+        context = (x.reshape(B, C, H * W) @ attn.transpose(1, 2)).view(B, C, 1, 1)  # (B, C, 1, 1)
         return x + self.transform(context)

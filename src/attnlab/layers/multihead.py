@@ -19,7 +19,7 @@ __all__ = ["MultiHeadAttention", "SelfAttention2d"]
 def _split_heads(x: Tensor, heads: int) -> Tensor:
     """(B, N, heads·D) -> (B, heads, N, D)."""
     B, N, _ = x.shape
-    return x.view(B, N, heads, -1).transpose(1, 2)
+    return x.reshape(B, N, heads, -1).transpose(1, 2)
 
 
 class MultiHeadAttention(nn.Module):

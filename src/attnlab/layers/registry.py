@@ -52,6 +52,7 @@ class AttentionInfo:
     placement: str
     stages: tuple[int, ...]
     cls: type[nn.Module] = field(repr=False)
+    resnet_kwargs: dict = field(default_factory=dict, repr=False)
 
     @property
     def has_params(self) -> bool:
@@ -75,10 +76,12 @@ def register_attention(
     url: str,
     placement: str = "block",
     stages: tuple[int, ...] | None = None,
+    resnet_kwargs: dict | None = None,
 ):
     """Class decorator adding a module to the registry; a name is taken once.
 
-    ``placement`` and ``stages`` say where the paper puts the module in a ResNet (see the module doc).
+    ``placement`` and ``stages`` say where the paper puts the module in a ResNet (see the module doc);
+    ``resnet_kwargs`` are defaults a ResNet passes when it embeds the module (a user's kwargs win).
     """
     if category not in CATEGORIES:
         raise ValueError(f"category: expected one of {CATEGORIES}, got {category!r}")
@@ -89,7 +92,9 @@ def register_attention(
         if name in _REGISTRY:
             raise ValueError(f"attention {name!r} is already registered (by {_REGISTRY[name].cls.__qualname__})")
         where = DEFAULT_STAGES[placement] if stages is None else tuple(stages)
-        _REGISTRY[name] = AttentionInfo(name, category, paper, venue, year, url, placement, where, cls)
+        _REGISTRY[name] = AttentionInfo(
+            name, category, paper, venue, year, url, placement, where, cls, dict(resnet_kwargs or {})
+        )
         return cls
 
     return decorate

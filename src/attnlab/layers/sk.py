@@ -19,6 +19,7 @@ from .registry import register_attention
     year=2019,
     url="https://arxiv.org/abs/1903.06586",
     placement="conv",
+    resnet_kwargs={"groups": 1},  # as the 3×3 conv it replaces in a ResNet
 )
 class SelectiveKernel(nn.Module):
     """Selective kernel convolution: branches with different receptive fields, mixed by a softmax attention.
@@ -29,9 +30,11 @@ class SelectiveKernel(nn.Module):
         a_m = softmax_m(W_m z)         select, Eq. 5: one weight per branch and channel (B, M, C_out, 1, 1)
         out = Σ_m a_m U_m              Eq. 6
 
-    M = 2, G = 32 groups, r = 16, L = 32: the paper's SKNet-50 (the groups are reduced to gcd(32, C) when C
-    is not a multiple of 32). A branch module: in a ResNet it replaces the block's 3×3 convolution, so it
-    takes ``out_channels`` and ``stride``. The weights pass through ``gate`` (softmax over the branches).
+    M = 2, G = 32 groups, r = 16, L = 32: the paper's SKNet-50, built on ResNeXt (the groups are reduced to
+    gcd(32, C) when C is not a multiple of 32). A branch module: in a ResNet it replaces the block's 3×3
+    convolution, so it takes ``out_channels`` and ``stride``; there ``create_model`` builds it with
+    ``groups=1``, the groups of the convolution it replaces, so SK-ResNet keeps ResNet's width.
+    The weights pass through ``gate`` (softmax over the branches).
     Parameters: Σ_m 9·C·C_out/G + 2C_out (convs, BNs) + C_out·d + 2d + M·d·C_out.
     """
 

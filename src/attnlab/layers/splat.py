@@ -80,7 +80,7 @@ class SplitAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.act(self.bn0(self.conv(x)))  # (B, R·C_out, H, W)
         B, RC, H, W = x.shape
-        splits = x.view(B, self.radix, RC // self.radix, H, W)  # (B, R, C_out, H, W)
+        splits = x.reshape(B, self.radix, RC // self.radix, H, W)  # (B, R, C_out, H, W)
         s = splits.sum(dim=1).mean(dim=(2, 3), keepdim=True)  # (B, C_out, 1, 1)
         attn = self.gate(self.fc2(self.act(self.bn1(self.fc1(s)))).flatten(1))  # (B, R·C_out)
         return (splits * attn.view(B, self.radix, -1, 1, 1)).sum(dim=1)

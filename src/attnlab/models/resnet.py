@@ -58,9 +58,10 @@ def plan_attention(
         if attention_kwargs or placement or stages:
             raise ValueError("attention_kwargs, placement, stages: given without an attention")
         return None
+    defaults: dict = {}
     if isinstance(attention, str):
         info = attention_info(attention)
-        cls, own_placement, own_stages = info.cls, info.placement, info.stages
+        cls, own_placement, own_stages, defaults = info.cls, info.placement, info.stages, info.resnet_kwargs
     elif isinstance(attention, type) and issubclass(attention, nn.Module):
         cls, own_placement, own_stages = attention, "block", DEFAULT_STAGES["block"]
     else:
@@ -75,7 +76,7 @@ def plan_attention(
         raise ValueError(f"stages: expected a non-empty choice among 1, 2, 3, 4, got {stages}")
     if attention_kwargs is not None and not isinstance(attention_kwargs, dict):
         raise TypeError(f"attention_kwargs: expected a dict or None, got {type(attention_kwargs).__name__}")
-    return AttentionPlan(cls, dict(attention_kwargs or {}), where, stages)
+    return AttentionPlan(cls, {**defaults, **(attention_kwargs or {})}, where, stages)
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:

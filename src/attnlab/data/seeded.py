@@ -1,0 +1,30 @@
+"""Augmentation draws that depend only on (seed, epoch, sample index).
+
+With them a sample is augmented the same way whichever process, worker or batch position it lands in,
+so one process and N processes under torchrun see identical data, and a resumed run repeats its epoch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset
+
+__all__ = ["EpochSeeded"]
+
+
+class EpochSeeded(Dataset):
+    """Wraps a dataset; item i of epoch e is drawn with torch's RNG seeded by (seed, e, i)."""
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+            return self.dataset[i]

@@ -1,0 +1,180 @@
+"""Training runs: the run folder, reproducibility, resume after kill -9, refusals, eval and compare."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from attnlab.cli import main
+from attnlab.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+QUICK = ["--attention", "eca", "--epochs", "3", "--batch-size", "64", "--train-limit", "256"]
+
+
+def train(out, *extra):
+    assert main(["train", *QUICK, "--out", str(out), *extra]) == 0
+
+
+def weights(path):
+    return {k: v for k, v in load_file(path).items() if k.startswith("model.")}
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "base"
+    train(out)
+    return out
+
+
+def test_run_folder(base_run):
+    for name in ("config.json", "metrics.jsonl", "summary.json", "last.safetensors", "last.json", "best.safetensors"):
+        assert (base_run / name).is_file(), name
+    lines = [json.loads(x) for x in (base_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3]
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "seconds"):
+        assert all(key in r for r in lines)
+    summary = json.loads((base_run / "summary.json").read_text())
+    assert 0 <= summary["best_val_acc"] <= 1 and summary["final_val_acc"] == lines[-1]["val_acc"]
+    assert summary["params"] > 11e6 and summary["gflops"] > 0 and summary["wall_seconds"] > 0
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"]
+    assert json.loads((base_run / "config.json").read_text())["attention"] == "eca"
+
+
+def test_same_seed_gives_bit_identical_weights(base_run, tmp_path):
+    train(tmp_path / "again")
+    a, b = weights(base_run / "last.safetensors"), weights(tmp_path / "again" / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_kill_9_matches_uninterrupted(base_run, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "attnlab", "train", *QUICK, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait for epoch 1's checkpoint, then kill in the middle of epoch 2
+        if (out / "last.json").is_file() and json.loads((out / "last.json").read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads((out / "last.json").read_text())["epoch"] < 3, "the run finished before it was killed"
+    assert not list(out.glob(".*.tmp"))  # no half-written file left behind … or if so, never read
+    train(out, "--resume")
+    a, b = weights(base_run / "last.safetensors"), weights(out / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (out / "metrics.jsonl").read_text().count("\n") == 3
+    ref = [json.loads(x)["val_acc"] for x in (base_run / "metrics.jsonl").read_text().splitlines()]
+    got = [json.loads(x)["val_acc"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert got == ref
+
+
+def test_refusals_name_the_problem(base_run, tmp_path, capsys):
+    assert main(["train", *QUICK, "--out", str(base_run)]) == 2
+    assert "--resume" in capsys.readouterr().err  # holds a run: resume or overwrite
+    assert main(["train", *QUICK, "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["train", *QUICK[:-2], "--train-limit", "128", "--out", str(base_run), "--resume"]) == 2
+    assert "train_limit" in capsys.readouterr().err
+    assert main(["train", "--attention", "cbma", "--out", str(tmp_path / "bad")]) == 2
+    assert "did you mean 'cbam'" in capsys.readouterr().err
+    assert main(["train", "--data", "mnist", "--out", str(tmp_path / "bad")]) == 2
+    assert "mnist5k" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # nothing written for a run that cannot start
+
+
+def test_checkpoint_of_another_model_names_the_keys(base_run, tmp_path):
+    from attnlab.engine.checkpoint import model_state
+    from attnlab.engine.trainer import load_model_weights
+
+    tensors, _ = load_checkpoint(base_run / "last.safetensors")
+    import attnlab
+
+    other = attnlab.create_model("resnet18", num_classes=10, attention="se", in_chans=1)
+    with pytest.raises(CheckpointError, match="another model or attention.*attn"):
+        load_model_weights(other, model_state(tensors), base_run / "last.safetensors")
+
+
+def test_truncated_or_corrupted_checkpoint_is_refused(base_run, tmp_path):
+    data = (base_run / "last.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(tmp_path / "cut.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "junk.safetensors")
+
+
+def test_checkpoint_round_trip_restores_optimizer_and_rng(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    save_checkpoint(
+        tmp_path / "c.safetensors",
+        model,
+        {"epoch": 1},
+        optimizer=opt,
+        rng={"torch": torch.get_rng_state(), "python": [1]},
+    )
+    tensors, doc = load_checkpoint(tmp_path / "c.safetensors")
+    assert doc["epoch"] == 1 and torch.equal(tensors["rng.torch"], torch.get_rng_state())
+    from attnlab.engine.checkpoint import restore_optimizer
+
+    opt2 = torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=0.5, momentum=0.9)
+    restore_optimizer(opt2, tensors, doc)
+    assert opt2.param_groups[0]["lr"] == 0.1
+    assert torch.equal(
+        opt2.state_dict()["state"][0]["momentum_buffer"], opt.state_dict()["state"][0]["momentum_buffer"]
+    )
+    assert json.loads((tmp_path / "c.json").read_text())["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json", "c.safetensors"]  # no temporary files
+
+
+def test_non_finite_loss_stops_and_says_how_to_resume(tmp_path, capsys):
+    assert main(["train", *QUICK, "--lr", "1e30", "--out", str(tmp_path / "nan")]) == 2
+    err = capsys.readouterr().err
+    assert "training stopped" in err and "--resume" in err and "--lr" in err
+
+
+def test_eval_prints_and_writes_metrics(base_run, capsys):
+    assert main(["eval", "--checkpoint", str(base_run)]) == 0
+    assert "top-1" in capsys.readouterr().out
+    metrics = json.loads((base_run / "eval.json").read_text())
+    summary = json.loads((base_run / "summary.json").read_text())
+    assert metrics["val_acc"] == pytest.approx(summary["best_val_acc"])
+    assert len(metrics["confusion"]) == 10 and sum(map(sum, metrics["confusion"])) == 1000
+    assert main(["eval", "--checkpoint", str(base_run / "nope")]) == 2
+
+
+def test_compare_runs_every_module_and_skips_finished_runs(tmp_path, capsys):
+    args = [
+        "compare",
+        "--attention",
+        "none,se",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--train-limit",
+        "64",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(args) == 0
+    for name in ("results.csv", "results.md", "compare.png"):
+        assert (tmp_path / name).is_file()
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("attention,runs,acc_mean,acc_std") and len(rows) == 3
+    assert "±" in (tmp_path / "results.md").read_text()
+    stamp = (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns == stamp
