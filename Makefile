@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/attnlab formula --plot runs/formula/scaling.png
+	$(BIN)/attnlab train --out runs/default --overwrite
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

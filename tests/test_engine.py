@@ -178,3 +178,17 @@ def test_compare_runs_every_module_and_skips_finished_runs(tmp_path, capsys):
     stamp = (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns
     assert main(args) == 0
     assert (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path):
+    out = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "attnlab", "train", *QUICK, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out / "last.json").is_file():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+    load_checkpoint(out / "last.safetensors")  # whole and readable

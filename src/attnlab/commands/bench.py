@@ -12,6 +12,7 @@ BENCHMARKS = {
     "attention": "attention",
     "modules": "modules",
     "models": "models",
+    "train": "train",
 }
 
 
@@ -26,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 COMMAND = register_command(
-    Command("bench", "run a benchmark (attention, modules, models) and print its table", add_arguments, run)
+    Command("bench", "run a benchmark (attention, modules, models, train) and print its table", add_arguments, run)
 )

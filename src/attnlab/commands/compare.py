@@ -7,10 +7,9 @@ from pathlib import Path
 
 from ..engine.checkpoint import atomic_write_text
 from ..engine.compare import aggregate, results_csv, results_markdown, run_comparison
-from ..engine.trainer import RunOptions
 from ..layers.registry import attention_info
 from .base import Command, register_command
-from .train import add_config_arguments, add_run_arguments, config_from_args
+from .train import add_config_arguments, add_run_arguments, config_from_args, run_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,14 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds: expected a positive int, got {args.seeds}")
     base = config_from_args(args, attention=None)
     out = Path(args.out)
-    opts = RunOptions(
-        out,
-        device=args.device,
-        workers=args.workers,
-        compile=args.compile,
-        sync_bn=args.sync_bn,
-        download=args.download,
-    )
+    opts = run_options(args, out)
     seeds = list(range(args.seeds))
     rows = aggregate(run_comparison(base, attentions, seeds, out, opts), out, seeds)
     atomic_write_text(out / "results.csv", results_csv(rows))

@@ -46,6 +46,19 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sync-bn", action="store_true", help="synchronized batch norm across processes")
 
 
+def run_options(args: argparse.Namespace, out: Path, **extra) -> RunOptions:
+    """The how-to-run arguments (add_run_arguments) as RunOptions."""
+    return RunOptions(
+        out,
+        device=args.device,
+        workers=args.workers,
+        compile=args.compile,
+        sync_bn=args.sync_bn,
+        download=args.download,
+        **extra,
+    )
+
+
 def config_from_args(args: argparse.Namespace, **override) -> TrainConfig:
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     return TrainConfig(**{**values, **override})
@@ -63,16 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = Path(args.out or f"runs/{config.model}-{config.attention or 'none'}-{config.data}")
-    opts = RunOptions(
-        out,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        device=args.device,
-        workers=args.workers,
-        compile=args.compile,
-        sync_bn=args.sync_bn,
-        download=args.download,
-    )
+    opts = run_options(args, out, resume=args.resume, overwrite=args.overwrite)
     summary = fit(config, opts)
     if summary is not None:
         print(

@@ -19,9 +19,9 @@ class TrainConfig:
     data: str = "mnist5k"
     data_dir: str | None = None
     stem: str | None = None  # None: the data set's (CIFAR stem for small images)
-    epochs: int = 6
-    batch_size: int = 128
-    lr: float = 0.1
+    epochs: int = 8  # the default recipe: under 3 min on 2 CPU cores for ResNet18 + CBAM on mnist5k
+    batch_size: int = 256
+    lr: float = 0.2
     optimizer: str = "sgd"  # SGD with Nesterov momentum 0.9, or AdamW
     schedule: str = "onecycle"
     weight_decay: float = 5e-4

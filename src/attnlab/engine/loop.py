@@ -32,9 +32,8 @@ def _autocast(device: torch.device):
 
 
 def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    if device.type == "cuda":
-        return x.to(device, non_blocking=True, memory_format=torch.channels_last), y.to(device, non_blocking=True)
-    return x, y
+    """To the device, channels_last (the models are too: faster convolutions on CPU and GPU alike)."""
+    return x.to(device, non_blocking=True, memory_format=torch.channels_last), y.to(device, non_blocking=True)
 
 
 def train_one_epoch(

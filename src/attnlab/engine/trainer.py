@@ -225,9 +225,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     data = build_data(config, download=opts.download and ctx.is_main)
     if opts.download and ctx.is_main:
         ctx.barrier()
-    model = build_model(config, data).to(ctx.device)
-    if ctx.device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model(config, data).to(ctx.device, memory_format=torch.channels_last)
     train_loader, test_loader, sampler = _loaders(data, config, ctx, opts.workers)
     optimizer, scheduler = build_optimizer(config, model, len(train_loader))
 
