@@ -99,7 +99,7 @@ def scaled_dot_product_attention(
             dropout_p=dropout_p,
             is_causal=causal_flag,
             scale=scale,
-            enable_gqa=Hq != k.shape[1],
+            enable_gqa=bool(Hq != k.shape[1]),  # a Python bool even while tracing (export)
         )
         weights = None
 
@@ -187,7 +187,7 @@ def _combine_masks(
         if p.dtype == torch.bool:
             p = torch.zeros(p.shape, dtype=q.dtype, device=q.device).masked_fill(~p, float("-inf"))
         mask = mask + p.to(q.dtype)
-    empty = torch.isneginf(mask).all(dim=-1, keepdim=True)
+    empty = (mask == float("-inf")).all(dim=-1, keepdim=True)  # (not isneginf: ONNX has no such op)
     return mask.masked_fill(empty, 0.0), empty
 
 

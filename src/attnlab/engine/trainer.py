@@ -329,4 +329,8 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     if not ctx.is_main:
         return None
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if history:
+        from ..report.curves import plot_curves  # matplotlib only at the end
+
+        plot_curves(history, out / "curves.png", f"{config.model} + {config.attention or 'none'} on {config.data}")
     return summary

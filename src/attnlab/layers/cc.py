@@ -28,7 +28,7 @@ class CrissCrossAttention(nn.Module):
     Q, K: 1×1 convs C -> C/8; V: C -> C; γ starts at 0. As in the official code, the position itself
     is counted once (masked out of the column). ``recurrence`` = R applications with shared weights
     (RCCA); the paper's R = 2 lets every position reach every other. The weights (B, H, W, H + W) pass
-    through ``gate``. Parameters: 2(C·C/8 + C/8) + C² + C + 1.
+    through ``gate`` as (B, H·W, H + W). Parameters: 2(C·C/8 + C/8) + C² + C + 1.
     """
 
     def __init__(self, channels: int, *, reduction: float = 8, recurrence: int = 2, device=None, dtype=None) -> None:
@@ -49,10 +49,12 @@ class CrissCrossAttention(nn.Module):
         H = x.shape[2]
         q, k, v = self.query(x), self.key(x), self.value(x)
         energy_h = torch.einsum("bchw,bckw->bhwk", q, k)  # (B, H, W, H): column keys
-        self_pos = torch.eye(H, dtype=torch.bool, device=x.device).view(H, 1, H)
+        idx = torch.arange(H, device=x.device)
+        self_pos = (idx[:, None] == idx[None, :]).view(H, 1, H)  # the diagonal (not torch.eye: ONNX runtimes)
         energy_h = energy_h.masked_fill(self_pos, float("-inf"))  # u itself is in the row part
         energy_w = torch.einsum("bchw,bchk->bhwk", q, k)  # (B, H, W, W): row keys
-        attn = self.gate(torch.cat([energy_h, energy_w], dim=-1))  # (B, H, W, H + W)
+        energy = torch.cat([energy_h, energy_w], dim=-1)  # (B, H, W, H + W)
+        attn = self.gate(energy.flatten(1, 2)).view_as(energy)  # the gate sees (B, H·W, H + W)
         attn_h, attn_w = attn.split([H, x.shape[3]], dim=-1)
         out = torch.einsum("bhwk,bckw->bchw", attn_h, v) + torch.einsum("bhwk,bchk->bchw", attn_w, v)
         return self.gamma * out + x

@@ -258,8 +258,8 @@ class SelfAttention2d(nn.Module):
         out = 1×1 projection of y back to C                  (B, C, H, W)
 
     No residual: blocks that add one (non-local, BoTNet) own it. The weights pass through the
-    submodule ``gate`` (an identity) when they are asked for or when ``gate`` carries a forward hook,
-    so maps can be captured with hooks while the fused kernels run otherwise.
+    submodule ``gate`` (an identity), as (B, heads, N, H, W), when they are asked for or when ``gate``
+    carries a forward hook, so maps can be captured with hooks while the fused kernels run otherwise.
 
     Args:
         channels: C, input and output channels.
@@ -321,8 +321,13 @@ class SelfAttention2d(nn.Module):
         *,
         attn_bias: Tensor | None = None,
         need_weights: bool = False,
+        key_hw: tuple[int, int] | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        """Attention of projected heads q, k (B, heads, N, d_qk), v (B, heads, N, d_v), then the output projection."""
+        """Attention of projected heads q (B, heads, N, d_qk), k, v (B, heads, S, d), then the output projection.
+
+        ``bhw`` is the query map's (B, H, W); ``key_hw`` the key map's (default (H, W)). The gate sees the
+        weights as (B, heads, N, H_k, W_k): for each query, a map over the key positions.
+        """
         B, H, W = bhw
         hooked = bool(self.gate._forward_hooks or self.gate._forward_pre_hooks)
         result = scaled_dot_product_attention(
@@ -330,7 +335,7 @@ class SelfAttention2d(nn.Module):
         )
         out, weights = result if need_weights or hooked else (result, None)
         if weights is not None:
-            weights = self.gate(weights)
+            weights = self.gate(weights.unflatten(-1, key_hw or (H, W))).flatten(-2)
         out = out.transpose(-2, -1).reshape(B, -1, H, W)  # (B, heads·d_v, H, W)
         out = self.proj(out)
         return (out, weights) if need_weights else out

@@ -54,4 +54,4 @@ class NonLocal2d(nn.Module):
         if min(H, W) >= 2:
             phi, g = F.max_pool2d(phi, 2), F.max_pool2d(g, 2)
         q, k, v = (t.flatten(2).transpose(1, 2).unsqueeze(1) for t in (theta, phi, g))  # (B, 1, N|N', C')
-        return x + self.bn(self.attn.attend(q, k, v, (B, H, W)))
+        return x + self.bn(self.attn.attend(q, k, v, (B, H, W), key_hw=tuple(phi.shape[-2:])))

@@ -1,0 +1,100 @@
+"""Export (ONNX via onnxruntime, TorchScript, torch.export), full-graph tracing, attention maps, PNGs."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import attnlab
+from attnlab.cli import main
+from attnlab.engine.export import export_model
+from attnlab.report.maps import capture_gates, spatial_maps
+
+NAMES = attnlab.list_attentions()
+ort = pytest.importorskip("onnxruntime")
+
+
+def onnx_matches(model, x, path, batch=3):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on tracing
+        export_model(model, x, "onnx", path)
+    session = ort.InferenceSession(str(path))
+    x2 = torch.randn(batch, *x.shape[1:])  # the batch dimension is dynamic
+    got = session.run(None, {"input": x2.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(x2).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_module_exports_to_onnx(name, tmp_path):
+    torch.manual_seed(0)
+    m = attnlab.create_attention(name, 32).eval()
+    onnx_matches(m, torch.randn(2, 32, 14, 14), tmp_path / f"{name}.onnx")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_module_traces_in_one_graph(name):
+    torch._dynamo.reset()
+    m = attnlab.create_attention(name, 32).eval()
+    x = torch.randn(2, 32, 7, 6)
+    compiled = torch.compile(m, backend="eager", fullgraph=True)  # raises on a graph break
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), m(x))
+
+
+@pytest.mark.parametrize("attention", [None, "se", "gc", "cbam", "bam", "sk", "non_local"])
+def test_resnet18_exports_in_every_format(attention, tmp_path):
+    torch.manual_seed(0)
+    m = attnlab.create_model("resnet18", num_classes=10, attention=attention, stem="cifar").eval()
+    x = torch.randn(2, 3, 32, 32)
+    onnx_matches(m, x, tmp_path / "m.onnx")
+    with torch.no_grad():
+        expected = m(x)
+        export_model(m, x, "torchscript", tmp_path / "m.pt")
+        torch.testing.assert_close(torch.jit.load(str(tmp_path / "m.pt"))(x), expected)
+        export_model(m, x, "exported", tmp_path / "m.pt2")
+        program = torch.export.load(str(tmp_path / "m.pt2"))
+        torch.testing.assert_close(program.module()(x), expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hooks_capture_a_spatial_map_where_the_module_has_one(name):
+    m = attnlab.create_model("resnet18", num_classes=3, attention=name, stem="cifar").eval()
+    with torch.no_grad(), capture_gates(m) as maps:
+        m(torch.randn(1, 3, 32, 32))
+    assert maps, name
+    spatial = spatial_maps(maps)
+    # channel gates, and position weights without a map layout (GC, A², CC: (B, ·, N) or row+column)
+    has_spatial = name not in {"se", "eca", "gct", "srm", "fca", "gc", "a2", "cc", "sk", "splat"}
+    assert bool(spatial) == has_spatial, (name, {k: tuple(v.shape) for k, v in maps.items()})
+    for v in spatial.values():
+        assert v.dim() == 4 and v.shape[:2] == (1, 1) and torch.isfinite(v).all()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("viz") / "run"
+    assert main(["train", "--epochs", "1", "--batch-size", "64", "--train-limit", "128", "--out", str(out)]) == 0
+    return out
+
+
+def test_training_writes_curves_png(trained):
+    png = (trained / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_visualize_writes_a_readable_png(trained, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "maps.png"
+    assert main(["visualize", "--checkpoint", str(trained), "--images", "3", "--out", str(out)]) == 0
+    pixels = np.asarray(Image.open(out).convert("L"))
+    assert pixels.shape[0] > 300 and pixels.std() > 10  # a grid of images, not a blank page
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "exported"])
+def test_export_command(trained, tmp_path, fmt):
+    out = tmp_path / f"model.{fmt}"
+    assert main(["export", "--checkpoint", str(trained), "--format", fmt, "--out", str(out)]) == 0
+    assert out.stat().st_size > 1e6
