@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 WORKER = Path(__file__).parent / "helpers" / "ddp_worker.py"
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
 
 def run(args, cwd):
@@ -23,18 +24,7 @@ def run(args, cwd):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("ddp")
-    run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            str(WORKER),
-            str(base / "two"),
-        ],
-        base,
-    )
+    run([*TORCHRUN, str(WORKER), str(base / "two")], base)
     run([sys.executable, str(WORKER), str(base / "one")], base)
     return base
 
@@ -62,11 +52,7 @@ def test_torchrun_train_end_to_end(tmp_path):
     out = tmp_path / "run"
     run(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
+            *TORCHRUN,
             "-m",
             "attnlab",
             "train",

@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from torch import nn
 
 import attnlab
 from attnlab.layers.registry import CATEGORIES, PLACEMENTS
+from attnlab.report.maps import gate_modules  # the convention: weights pass through `gate` / `gates`
 
 NAMES = attnlab.list_attentions()
 C = 32  # a multiple of every module's grouping (SK's 32 groups, FcaNet's 16 frequencies, BoTNet's 4 heads)
@@ -18,16 +18,6 @@ def build(name, **kwargs):
         for p in m.parameters():
             p.add_(0.1 * torch.randn_like(p))
     return m
-
-
-def gate_modules(m: nn.Module) -> dict[str, nn.Module]:
-    """The convention: attention weights pass through submodules named `gate` or held in `gates`."""
-    out = {}
-    for name, sub in m.named_modules():
-        parts = name.split(".")
-        if parts[-1] == "gate" or (len(parts) > 1 and parts[-2] == "gates"):
-            out[name] = sub
-    return out
 
 
 def test_at_least_the_twenty_modules_of_the_issue():

@@ -11,7 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 from attnlab.engine.config import TrainConfig
 from attnlab.engine.distributed import setup_distributed
 from attnlab.engine.loop import train_one_epoch
-from attnlab.engine.trainer import _loaders, build_data, build_model, build_optimizer, epoch_seed, seed_everything
+from attnlab.engine.trainer import build_data, build_loaders, build_model, build_optimizer, epoch_seed, seed_everything
 
 
 def main(out: str) -> None:
@@ -21,7 +21,7 @@ def main(out: str) -> None:
     )
     data = build_data(config)
     model = build_model(config, data)
-    train, _, sampler = _loaders(data, config, ctx, workers=0)
+    train, _, sampler = build_loaders(data, config, ctx, workers=0)
     optimizer, scheduler = build_optimizer(config, model, len(train))
     net = DistributedDataParallel(model) if ctx.distributed else model
     seed_everything(epoch_seed(config.seed, 0))

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from ..engine.config import TrainConfig
 from ..engine.distributed import DistContext
 from ..engine.loop import train_one_epoch
-from ..engine.trainer import _loaders, build_data, build_model, build_optimizer
+from ..engine.trainer import build_data, build_loaders, build_model, build_optimizer
 
 
 def bare_epoch(model, loader, optimizer) -> None:
@@ -35,7 +35,7 @@ def run(config: TrainConfig, rounds: int) -> dict:
     data = build_data(config)
     ctx = DistContext()
     model = build_model(config, data).to(memory_format=torch.channels_last)
-    loader, _, sampler = _loaders(data, config, ctx, workers=0)
+    loader, _, sampler = build_loaders(data, config, ctx, workers=0)
     optimizer, scheduler = build_optimizer(config, model, len(loader))
     bare_model = build_model(config, data)
     bare_opt = torch.optim.SGD(bare_model.parameters(), lr=config.lr, momentum=0.9, nesterov=True)

@@ -41,7 +41,16 @@ from .config import TrainConfig
 from .distributed import DistContext, setup_distributed
 from .loop import NonFiniteLoss, evaluate, train_one_epoch
 
-__all__ = ["RunOptions", "fit", "build_data", "build_model", "build_optimizer", "load_model_weights", "RunError"]
+__all__ = [
+    "RunOptions",
+    "fit",
+    "build_data",
+    "build_model",
+    "build_loaders",
+    "build_optimizer",
+    "load_model_weights",
+    "RunError",
+]
 
 
 class RunError(ValueError):
@@ -132,7 +141,8 @@ def load_model_weights(model: nn.Module, state: dict[str, torch.Tensor], where: 
     model.load_state_dict(state)
 
 
-def _loaders(data: DataBundle, config: TrainConfig, ctx: DistContext, workers: int):
+def build_loaders(data: DataBundle, config: TrainConfig, ctx: DistContext, workers: int):
+    """(train loader, test loader, train sampler) for this process's rank."""
     pin = ctx.device.type == "cuda"
     per_rank = max(1, config.batch_size // ctx.world_size)  # --batch-size is the global batch
     # One process or many, the same seeded permutation per epoch: rank r takes every world_size-th index, so
@@ -226,7 +236,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     if opts.download and ctx.is_main:
         ctx.barrier()
     model = build_model(config, data).to(ctx.device, memory_format=torch.channels_last)
-    train_loader, test_loader, sampler = _loaders(data, config, ctx, opts.workers)
+    train_loader, test_loader, sampler = build_loaders(data, config, ctx, opts.workers)
     optimizer, scheduler = build_optimizer(config, model, len(train_loader))
 
     start_epoch, history, best = 0, [], 0.0
