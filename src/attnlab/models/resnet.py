@@ -111,7 +111,8 @@ class _Block(nn.Module):
         if self.attn_at == "block":
             out = self.attn(out)
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(out + identity)
+        out += identity  # in place, as torchvision: no extra activation-sized tensor per block
+        out = self.relu(out)
         return self.attn(out) if self.attn_at == "nonlocal" else out
 
     def _conv2(self, out: Tensor) -> Tensor:
