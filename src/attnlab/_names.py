@@ -1,9 +1,12 @@
-"""Errors for unknown registry names, with the closest valid names suggested."""
+"""Registries by name, and errors for unknown names with the closest valid names suggested."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 def unknown_name(kind: str, name: object, choices: Iterable[str], see: str) -> ValueError:
@@ -11,3 +14,33 @@ def unknown_name(kind: str, name: object, choices: Iterable[str], see: str) -> V
     close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
     return ValueError(f"{kind}: unknown name {name!r}; {hint}see all with `{see}`")
+
+
+class Registry(Generic[T]):
+    """Items by unique name; a lookup of an unknown name raises ``unknown_name``'s error."""
+
+    def __init__(self, kind: str, see: str) -> None:
+        self.kind, self.see = kind, see
+        self._items: dict[str, T] = {}
+
+    def add(self, name: str, item: T) -> T:
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._items[name] = item
+        return item
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator form of ``add``."""
+        return lambda item: self.add(name, item)
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except (KeyError, TypeError):
+            raise unknown_name(self.kind, name, self._items, self.see) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def items(self):
+        return self._items.items()

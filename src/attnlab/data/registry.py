@@ -12,9 +12,9 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from .._names import unknown_name
+from .._names import Registry
 
-__all__ = ["DataBundle", "register_dataset", "list_datasets", "build_dataset"]
+__all__ = ["DATASETS", "DataBundle", "register_dataset", "list_datasets", "build_dataset"]
 
 
 @dataclass
@@ -37,26 +37,17 @@ class DataBundle:
             self.stem = "cifar" if self.image_size <= 64 else "imagenet"
 
 
-_BUILDERS: dict[str, Callable[..., DataBundle]] = {}
+DATASETS: Registry[Callable[..., DataBundle]] = Registry("data", "attnlab train --help")
 
 
 def register_dataset(name: str):
-    def decorate(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
-        if name in _BUILDERS:
-            raise ValueError(f"dataset {name!r} is already registered")
-        _BUILDERS[name] = fn
-        return fn
-
-    return decorate
+    return DATASETS.register(name)
 
 
 def list_datasets() -> list[str]:
-    return sorted(_BUILDERS)
+    return DATASETS.names()
 
 
 def build_dataset(name: str, *, root: str | Path | None = None, download: bool = False) -> DataBundle:
-    try:
-        builder = _BUILDERS[name]
-    except (KeyError, TypeError):
-        raise unknown_name("data", name, _BUILDERS, "attnlab train --help") from None
+    builder = DATASETS.get(name)
     return builder(root=None if root is None else Path(root), download=download)

@@ -22,8 +22,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from .._names import unknown_name
-from ..data.registry import DataBundle, build_dataset, list_datasets
+from ..data.registry import DATASETS, DataBundle, build_dataset
 from ..data.seeded import EpochSeeded
 from ..layers.registry import attention_info
 from ..models.registry import create_model, get_model_builder
@@ -219,8 +218,7 @@ def check_names(config: TrainConfig) -> None:
     get_model_builder(config.model)
     if config.attention is not None:
         attention_info(config.attention)
-    if config.data not in list_datasets():
-        raise unknown_name("data", config.data, list_datasets(), "attnlab train --help")
+    DATASETS.get(config.data)
 
 
 def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None:

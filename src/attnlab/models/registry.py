@@ -10,32 +10,23 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .._names import unknown_name
+from .._names import Registry
 
-__all__ = ["register_model", "list_models", "create_model", "get_model_builder"]
+__all__ = ["MODELS", "register_model", "list_models", "create_model", "get_model_builder"]
 
-_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", "attnlab list models")
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _BUILDERS:
-            raise ValueError(f"model {name!r} is already registered")
-        _BUILDERS[name] = fn
-        return fn
-
-    return decorate
+    return MODELS.register(name)
 
 
 def list_models() -> list[str]:
-    return sorted(_BUILDERS)
+    return MODELS.names()
 
 
 def get_model_builder(name: str) -> Callable[..., nn.Module]:
-    try:
-        return _BUILDERS[name]
-    except (KeyError, TypeError):
-        raise unknown_name("model", name, _BUILDERS, "attnlab list models") from None
+    return MODELS.get(name)
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
