@@ -17,12 +17,19 @@ import ctypes
 import gc
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
-__all__ = ["interleaved_times", "peak_memory_bytes", "synchronize", "williams_orders"]
+__all__ = [
+    "interleaved_samples",
+    "interleaved_times",
+    "paired_ratio",
+    "peak_memory_bytes",
+    "synchronize",
+    "williams_orders",
+]
 
 _M_MMAP_THRESHOLD = -3  # mallopt parameter, from glibc's malloc.h
 
@@ -44,7 +51,16 @@ def synchronize(device: torch.device) -> None:
 def interleaved_times(
     fns: Mapping[str, Callable[[], object]], device: torch.device, *, rounds: int, warmup: int = 1
 ) -> dict[str, float]:
-    """Median seconds per call of each function, over ``rounds`` rounds in shuffled order."""
+    """Median seconds per call of each function, over ``rounds`` interleaved rounds."""
+    samples = interleaved_samples(fns, device, rounds=rounds, warmup=warmup)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def interleaved_samples(
+    fns: Mapping[str, Callable[[], object]], device: torch.device, *, rounds: int, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Seconds of each function's call in each round (``rounds`` values each); every round calls every function
+    once, in a Williams order, so values of the same round can be paired."""
     names = list(fns)
     orders = williams_orders(len(names))
     for _ in range(warmup):
@@ -59,7 +75,17 @@ def interleaved_times(
             fns[name]()
             synchronize(device)
             samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> tuple[float, float, float]:
+    """Median and quartiles of the per-round ratios: pairing by round cancels the drift of a shared machine,
+    and the quartiles show how far a ratio can be trusted."""
+    ratios = sorted(a / b for a, b in zip(numerator, denominator, strict=True))
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    q1, med, q3 = statistics.quantiles(ratios, n=4)
+    return med, q1, q3
 
 
 def williams_orders(n: int) -> list[list[int]]:

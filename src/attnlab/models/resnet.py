@@ -14,7 +14,8 @@ one submodule named ``attn`` per place and nothing else:
                 itself, with its stride (SK, split attention, BoTNet MHSA)
 
 Stages are numbered 1-4 for layer1-layer4. ``placement=None`` and ``stages=None`` take the module's
-own defaults from the registry (its paper's).
+own defaults from the registry (its paper's). The blocks' 3×3 convolutions are ``Conv3x3`` (an
+``nn.Conv2d`` with the same keys) which computes maps of at most 2×2 as one exact matrix product.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers.registry import DEFAULT_STAGES, PLACEMENTS, attention_info
+from .conv import Conv3x3
 from .registry import register_model
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "STEMS"]
@@ -80,7 +82,7 @@ def plan_attention(
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
+    return Conv3x3(in_planes, out_planes, stride)
 
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
