@@ -27,7 +27,7 @@ def test_torchvision_parity(name):
 @pytest.mark.parametrize("stride", [1, 2, 3])
 @pytest.mark.parametrize("size", [(1, 1), (1, 2), (2, 1), (2, 2), (3, 3), (2, 5)])
 def test_conv3x3_equals_the_padded_convolution_with_its_gradients(size, stride):
-    # maps no larger than the stride take the one-output-pixel shortcut; the others the ordinary path
+    # maps of at most 2×2 take the matrix-product path; (3, 3) and (2, 5) the ordinary convolution
     torch.manual_seed(0)
     conv = Conv3x3(4, 5, stride).double()
     x = torch.randn(2, 4, *size, dtype=torch.float64, requires_grad=True)

@@ -8,10 +8,11 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch.nn.parallel import DistributedDataParallel
 
+from attnlab.data.seeded import epoch_seed
 from attnlab.engine.config import TrainConfig
 from attnlab.engine.distributed import setup_distributed
 from attnlab.engine.loop import train_one_epoch
-from attnlab.engine.trainer import build_data, build_loaders, build_model, build_optimizer, epoch_seed, seed_everything
+from attnlab.engine.trainer import build_data, build_loaders, build_model, build_optimizer, seed_everything
 
 
 def main(out: str) -> None:

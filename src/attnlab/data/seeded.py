@@ -9,7 +9,13 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["EpochSeeded"]
+__all__ = ["EpochSeeded", "epoch_seed"]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch of a run: the global RNGs are reseeded with it at the epoch's start, and every
+    sample's augmentation seed derives from it."""
+    return seed * 1_000_003 + epoch
 
 
 class EpochSeeded(Dataset):
@@ -29,7 +35,7 @@ class EpochSeeded(Dataset):
         # visit every accelerator backend, ~200 µs per call, more than a digit's whole augmentation.
         cpu = torch.default_generator
         state = cpu.get_state()
-        cpu.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + i)
+        cpu.manual_seed(epoch_seed(self.seed, self.epoch) * 10_000_019 + i)
         try:
             return self.dataset[i]
         finally:

@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..data.registry import DATASETS, DataBundle, build_dataset
-from ..data.seeded import EpochSeeded
+from ..data.seeded import EpochSeeded, epoch_seed
 from ..layers.registry import attention_info
 from ..models.registry import create_model, get_model_builder
 from ..report.cost import count_flops, count_params
@@ -75,10 +75,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
 
 
 def build_data(config: TrainConfig, download: bool = False) -> DataBundle:

@@ -81,10 +81,6 @@ def plan_attention(
     return AttentionPlan(cls, {**defaults, **(attention_kwargs or {})}, where, stages)
 
 
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    return Conv3x3(in_planes, out_planes, stride)
-
-
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
 
@@ -137,11 +133,11 @@ class BasicBlock(_Block):
         where: str | None = None,
     ) -> None:
         super().__init__()
-        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.conv1 = Conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         if where != "conv":
-            self.conv2 = conv3x3(planes, planes)
+            self.conv2 = Conv3x3(planes, planes)
             self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
         self.stride = stride
@@ -172,7 +168,7 @@ class Bottleneck(_Block):
         self.conv1 = conv1x1(inplanes, width)
         self.bn1 = nn.BatchNorm2d(width)
         if where != "conv":
-            self.conv2 = conv3x3(width, width, stride)
+            self.conv2 = Conv3x3(width, width, stride)
             self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
