@@ -64,9 +64,12 @@ def test_resume_after_kill_9_matches_uninterrupted(base_run, tmp_path):
     time.sleep(0.5)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert json.loads((out / "last.json").read_text())["epoch"] < 3, "the run finished before it was killed"
+    killed = json.loads((out / "last.json").read_text())
+    assert killed["epoch"] < 3, "the run finished before it was killed"
     assert not list(out.glob(".*.tmp"))  # no half-written file left behind … or if so, never read
     train(out, "--resume")
+    # wall time counts the killed process's finished epochs too
+    assert json.loads((out / "summary.json").read_text())["wall_seconds"] > killed["wall_seconds"] > 0
     a, b = weights(base_run / "last.safetensors"), weights(out / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (out / "metrics.jsonl").read_text().count("\n") == 3

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .._names import Registry
+
 __all__ = ["COMMANDS", "Command", "register_command"]
 
 
@@ -17,11 +19,8 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]
 
 
-COMMANDS: dict[str, Command] = {}
+COMMANDS: Registry[Command] = Registry("command", "attnlab --help")
 
 
 def register_command(command: Command) -> Command:
-    if command.name in COMMANDS:
-        raise ValueError(f"command {command.name!r} is already registered")
-    COMMANDS[command.name] = command
-    return command
+    return COMMANDS.add(command.name, command)

@@ -13,7 +13,7 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -217,6 +217,80 @@ def check_names(config: TrainConfig) -> None:
     DATASETS.get(config.data)
 
 
+@dataclass
+class _Progress:
+    """Where a run stands after its finished epochs (what ``last.safetensors`` restores)."""
+
+    epoch: int = 0
+    history: list = field(default_factory=list)
+    best: float = 0.0
+    wall_seconds: float = 0.0  # of the finished epochs, over every process that worked on the run
+
+
+def _resume(out: Path, model: nn.Module, optimizer, scheduler) -> _Progress:
+    tensors, doc = load_checkpoint(out / "last.safetensors")
+    load_model_weights(model, model_state(tensors), out / "last.safetensors")
+    restore_optimizer(optimizer, tensors, doc)
+    scheduler.load_state_dict(doc["scheduler"])
+    _restore_rng(tensors, doc)
+    return _Progress(doc["epoch"], doc["history"], doc["best_val_acc"], doc.get("wall_seconds", 0.0))
+
+
+def _wrap(model: nn.Module, opts: RunOptions, ctx: DistContext) -> nn.Module:
+    """The module the loop runs: DDP (with synchronized BN on request) and torch.compile around ``model``."""
+    net = model
+    if ctx.distributed:
+        if opts.sync_bn:
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    return torch.compile(net) if opts.compile else net
+
+
+def _load_data(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> DataBundle:
+    """The data set; with --download rank 0 fetches it while the other ranks wait."""
+    if opts.download and not ctx.is_main:
+        ctx.barrier()
+    data = build_data(config, download=opts.download and ctx.is_main)
+    if opts.download and ctx.is_main:
+        ctx.barrier()
+    return data
+
+
+def _save_epoch(out: Path, config, data, model, optimizer, scheduler, state: _Progress, val: dict, improved: bool):
+    """last.* every epoch, best.* on improvement, metrics.jsonl: each written atomically."""
+    meta = {
+        "config": config.to_dict(),
+        "epoch": state.epoch,
+        "history": state.history,
+        "best_val_acc": state.best,
+        "wall_seconds": state.wall_seconds,
+        "eval": {k: val[k] for k in ("per_class_acc", "confusion")},
+        "classes": data.classes,
+    }
+    save_checkpoint(out / "last.safetensors", model, meta, optimizer=optimizer, scheduler=scheduler, rng=_rng_state())
+    if improved:
+        save_checkpoint(out / "best.safetensors", model, meta)
+    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
+
+
+def _summary(config: TrainConfig, data: DataBundle, model: nn.Module, state: _Progress, device) -> dict:
+    history = state.history
+    image = torch.zeros(1, data.in_chans, data.image_size, data.image_size, device=device)
+    return {
+        "final_val_acc": history[-1]["val_acc"] if history else None,
+        "best_val_acc": state.best,
+        "params": count_params(model),
+        "gflops": count_flops(model, image) / 1e9,
+        "wall_seconds": state.wall_seconds,
+        "epochs": len(history),
+        "train_images_per_s": float(np.mean([r["images_per_s"] for r in history])) if history else None,
+        "model": config.model,
+        "attention": config.attention,
+        "data": config.data,
+        "seed": config.seed,
+    }
+
+
 def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None:
     out = Path(opts.out)
     check_names(config)
@@ -224,43 +298,23 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
         _prepare_run_dir(out, config, opts)
     ctx.barrier()
     wall_start = time.perf_counter()
-    if opts.download and not ctx.is_main:
-        ctx.barrier()  # rank 0 downloads first
-    data = build_data(config, download=opts.download and ctx.is_main)
-    if opts.download and ctx.is_main:
-        ctx.barrier()
+    data = _load_data(config, opts, ctx)
     model = build_model(config, data).to(ctx.device, memory_format=torch.channels_last)
     train_loader, test_loader, sampler = build_loaders(data, config, ctx, opts.workers)
     optimizer, scheduler = build_optimizer(config, model, len(train_loader))
-
-    start_epoch, history, best = 0, [], 0.0
-    if opts.resume:
-        tensors, doc = load_checkpoint(out / "last.safetensors")
-        load_model_weights(model, model_state(tensors), out / "last.safetensors")
-        restore_optimizer(optimizer, tensors, doc)
-        scheduler.load_state_dict(doc["scheduler"])
-        start_epoch, history, best = doc["epoch"], doc["history"], doc["best_val_acc"]
-        _restore_rng(tensors, doc)
-
-    net: nn.Module = model
-    if ctx.distributed:
-        if opts.sync_bn:
-            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-    if opts.compile:
-        net = torch.compile(net)
+    state = _resume(out, model, optimizer, scheduler) if opts.resume else _Progress()
+    wall_before = state.wall_seconds - wall_start  # + perf_counter(): the run's wall time so far
+    net = _wrap(model, opts, ctx)
 
     interrupted, failure = False, None
     try:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(state.epoch, config.epochs):
             seed_everything(epoch_seed(config.seed, epoch))
             sampler.set_epoch(epoch)  # the shuffle
             data.train.set_epoch(epoch)  # the augmentation
             lr = scheduler.get_last_lr()[0]
-            progress = EpochProgress(
-                epoch + 1, config.epochs, len(train_loader.dataset), enabled=opts.progress and ctx.is_main
-            )
-            with progress:
+            show = opts.progress and ctx.is_main
+            with EpochProgress(epoch + 1, config.epochs, len(train_loader.dataset), enabled=show) as progress:
                 stats = train_one_epoch(
                     net,
                     train_loader,
@@ -274,67 +328,41 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
             val = evaluate(net, test_loader, data.num_classes, ctx)
             record = {
                 "epoch": epoch + 1,
-                "train_loss": stats["train_loss"],
-                "train_acc": stats["train_acc"],
-                "val_loss": val["val_loss"],
-                "val_acc": val["val_acc"],
-                "val_top5": val["val_top5"],
+                **{k: stats[k] for k in ("train_loss", "train_acc")},
+                **{k: val[k] for k in ("val_loss", "val_acc", "val_top5")},
                 "lr": lr,
-                "images_per_s": stats["images_per_s"],
-                "seconds": stats["seconds"],
+                **{k: stats[k] for k in ("images_per_s", "seconds")},
             }
-            history.append(record)
-            improved = val["val_acc"] > best
-            best = max(best, val["val_acc"])
+            improved = val["val_acc"] > state.best
+            state.epoch, state.best = epoch + 1, max(state.best, val["val_acc"])
+            state.history.append(record)
+            state.wall_seconds = wall_before + time.perf_counter()
             progress.line(record)
             if ctx.is_main:
-                meta = {
-                    "config": config.to_dict(),
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "best_val_acc": best,
-                    "eval": {k: val[k] for k in ("per_class_acc", "confusion")},
-                    "classes": data.classes,
-                }
-                save_checkpoint(
-                    out / "last.safetensors", model, meta, optimizer=optimizer, scheduler=scheduler, rng=_rng_state()
-                )
-                if improved:
-                    save_checkpoint(out / "best.safetensors", model, meta)
-                atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+                _save_epoch(out, config, data, model, optimizer, scheduler, state, val, improved)
             ctx.barrier()
     except KeyboardInterrupt:
         interrupted = True
     except NonFiniteLoss as e:
         failure = e
 
-    done = len(history)
     if ctx.is_main and (interrupted or failure):
         what = "interrupted" if interrupted else f"stopped: {failure}"
+        done = state.epoch
         keep = f"the last good checkpoint (epoch {done}) is {out / 'last.safetensors'}" if done else "no epoch finished"
         raise RunError(
             f"training {what}; {keep}. Resume with the same command and --resume"
             + ("" if interrupted else " after lowering --lr")
         )
-    summary = {
-        "final_val_acc": history[-1]["val_acc"] if history else None,
-        "best_val_acc": best,
-        "params": count_params(model),
-        "gflops": count_flops(model, torch.zeros(1, data.in_chans, data.image_size, data.image_size, device=ctx.device))
-        / 1e9,
-        "wall_seconds": time.perf_counter() - wall_start,
-        "epochs": done,
-        "train_images_per_s": float(np.mean([r["images_per_s"] for r in history])) if history else None,
-        "model": config.model,
-        "attention": config.attention,
-        "data": config.data,
-        "seed": config.seed,
-    }
+    state.wall_seconds = wall_before + time.perf_counter()
+    summary = _summary(config, data, model, state, ctx.device)
     if not ctx.is_main:
         return None
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    if history:
+    if state.history:
         from ..report.curves import plot_curves  # matplotlib only at the end
 
-        plot_curves(history, out / "curves.png", f"{config.model} + {config.attention or 'none'} on {config.data}")
+        plot_curves(
+            state.history, out / "curves.png", f"{config.model} + {config.attention or 'none'} on {config.data}"
+        )
     return summary

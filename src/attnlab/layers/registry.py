@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .._names import unknown_name
+from .._names import Registry
 
 __all__ = [
     "CATEGORIES",
@@ -63,7 +63,7 @@ class AttentionInfo:
         return sum(p.numel() for p in self.cls(channels).parameters())
 
 
-_REGISTRY: dict[str, AttentionInfo] = {}
+_REGISTRY: Registry[AttentionInfo] = Registry("attention", "attnlab list attentions")
 
 
 def register_attention(
@@ -89,11 +89,10 @@ def register_attention(
         raise ValueError(f"placement: expected one of {PLACEMENTS}, got {placement!r}")
 
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"attention {name!r} is already registered (by {_REGISTRY[name].cls.__qualname__})")
         where = DEFAULT_STAGES[placement] if stages is None else tuple(stages)
-        _REGISTRY[name] = AttentionInfo(
-            name, category, paper, venue, year, url, placement, where, cls, dict(resnet_kwargs or {})
+        _REGISTRY.add(
+            name,
+            AttentionInfo(name, category, paper, venue, year, url, placement, where, cls, dict(resnet_kwargs or {})),
         )
         return cls
 
@@ -109,10 +108,7 @@ def list_attentions(category: str | None = None) -> list[str]:
 
 def attention_info(name: str) -> AttentionInfo:
     """The registry's entry for ``name``; an unknown name raises ``ValueError`` with suggestions."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise unknown_name("attention", name, _REGISTRY, "attnlab list attentions") from None
+    return _REGISTRY.get(name)
 
 
 def get_attention(name: str) -> type[nn.Module]:
