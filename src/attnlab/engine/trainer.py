@@ -218,7 +218,7 @@ def check_names(config: TrainConfig) -> None:
 
 
 @dataclass
-class _Progress:
+class _RunState:
     """Where a run stands after its finished epochs (what ``last.safetensors`` restores)."""
 
     epoch: int = 0
@@ -227,13 +227,13 @@ class _Progress:
     wall_seconds: float = 0.0  # of the finished epochs, over every process that worked on the run
 
 
-def _resume(out: Path, model: nn.Module, optimizer, scheduler) -> _Progress:
+def _resume(out: Path, model: nn.Module, optimizer, scheduler) -> _RunState:
     tensors, doc = load_checkpoint(out / "last.safetensors")
     load_model_weights(model, model_state(tensors), out / "last.safetensors")
     restore_optimizer(optimizer, tensors, doc)
     scheduler.load_state_dict(doc["scheduler"])
     _restore_rng(tensors, doc)
-    return _Progress(doc["epoch"], doc["history"], doc["best_val_acc"], doc.get("wall_seconds", 0.0))
+    return _RunState(doc["epoch"], doc["history"], doc["best_val_acc"], doc.get("wall_seconds", 0.0))
 
 
 def _wrap(model: nn.Module, opts: RunOptions, ctx: DistContext) -> nn.Module:
@@ -256,7 +256,7 @@ def _load_data(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> DataB
     return data
 
 
-def _save_epoch(out: Path, config, data, model, optimizer, scheduler, state: _Progress, val: dict, improved: bool):
+def _save_epoch(out: Path, config, data, model, optimizer, scheduler, state: _RunState, val: dict, improved: bool):
     """last.* every epoch, best.* on improvement, metrics.jsonl: each written atomically."""
     meta = {
         "config": config.to_dict(),
@@ -273,7 +273,7 @@ def _save_epoch(out: Path, config, data, model, optimizer, scheduler, state: _Pr
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
 
 
-def _summary(config: TrainConfig, data: DataBundle, model: nn.Module, state: _Progress, device) -> dict:
+def _summary(config: TrainConfig, data: DataBundle, model: nn.Module, state: _RunState, device) -> dict:
     history = state.history
     image = torch.zeros(1, data.in_chans, data.image_size, data.image_size, device=device)
     return {
@@ -302,7 +302,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     model = build_model(config, data).to(ctx.device, memory_format=torch.channels_last)
     train_loader, test_loader, sampler = build_loaders(data, config, ctx, opts.workers)
     optimizer, scheduler = build_optimizer(config, model, len(train_loader))
-    state = _resume(out, model, optimizer, scheduler) if opts.resume else _Progress()
+    state = _resume(out, model, optimizer, scheduler) if opts.resume else _RunState()
     wall_before = state.wall_seconds - wall_start  # + perf_counter(): the run's wall time so far
     net = _wrap(model, opts, ctx)
 
@@ -328,10 +328,14 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
             val = evaluate(net, test_loader, data.num_classes, ctx)
             record = {
                 "epoch": epoch + 1,
-                **{k: stats[k] for k in ("train_loss", "train_acc")},
-                **{k: val[k] for k in ("val_loss", "val_acc", "val_top5")},
+                "train_loss": stats["train_loss"],
+                "train_acc": stats["train_acc"],
+                "val_loss": val["val_loss"],
+                "val_acc": val["val_acc"],
+                "val_top5": val["val_top5"],
                 "lr": lr,
-                **{k: stats[k] for k in ("images_per_s", "seconds")},
+                "images_per_s": stats["images_per_s"],
+                "seconds": stats["seconds"],
             }
             improved = val["val_acc"] > state.best
             state.epoch, state.best = epoch + 1, max(state.best, val["val_acc"])
