@@ -1,8 +1,10 @@
 """The timing helpers behind every benchmark table."""
 
+import random
+
 import torch
 
-from attnlab.bench.timing import interleaved_samples, paired_ratio
+from attnlab.bench.timing import interleaved_samples, median_interval, paired_ratio
 
 
 def test_interleaved_samples_calls_each_function_once_per_round():
@@ -21,7 +23,35 @@ def test_interleaved_samples_calls_each_function_once_per_round():
 
 def test_paired_ratio_pairs_by_round():
     # a shared drift (round 3 twice as slow for both) cancels; quartiles of the per-round ratios
-    assert paired_ratio([2.0, 2.0, 4.0, 2.0], [1.0, 1.0, 2.0, 1.0]) == (2.0, 2.0, 2.0)
-    med, q1, q3 = paired_ratio([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
-    assert (med, q1, q3) == (3.0, 1.5, 4.5)
-    assert paired_ratio([3.0], [2.0]) == (1.5, 1.5, 1.5)
+    assert paired_ratio([2.0, 2.0, 4.0, 2.0], [1.0, 1.0, 2.0, 1.0])[:3] == (2.0, 2.0, 2.0)
+    r = paired_ratio([1.0, 2.0, 3.0, 4.0, 5.0], [1.0] * 5)
+    assert (r.median, r.q1, r.q3, r.ci) == (3.0, 1.5, 4.5, None)  # 5 rounds: no 95 % interval exists
+    assert paired_ratio([3.0], [2.0]) == (1.5, 1.5, 1.5, None)
+    assert paired_ratio([float(i) for i in range(1, 21)], [1.0] * 20).ci == (6.0, 15.0)
+
+
+def test_median_interval_is_the_sign_test_interval():
+    # the textbook ranks (1-based): n = 6 -> 1st and 6th (96.9 %), n = 10 -> 2nd and 9th, n = 30 -> 10th and 21st
+    assert median_interval(range(6)) == (0, 5)
+    assert median_interval(range(10)) == (1, 8)
+    assert median_interval(range(30)) == (9, 20)
+    # and it covers the true median of a skewed distribution at least 95 % of the time
+    rng = random.Random(0)
+    hits = 0
+    for _ in range(2000):
+        lo, hi = median_interval([rng.expovariate(1.0) for _ in range(15)])
+        hits += lo <= 0.693147 <= hi
+    assert 0.95 <= hits / 2000 <= 0.985
+
+
+def test_module_benchmark_table_pairs_attnlab_with_timm():
+    from attnlab.bench import modules
+
+    rows = modules.run(["se", "simam"], shape=(2, 32, 5, 5), rounds=6)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["simam"]["vs_timm"] is None  # timm has no SimAM
+    se = by_name["se"]["vs_timm"]
+    if modules.timm_counterparts(32):  # timm is a dev extra
+        assert se.ci is not None and se.ci[0] <= se.median <= se.ci[1]
+    table = modules.to_markdown(rows, (2, 32, 5, 5), 6)
+    assert "95 % confidence interval" in table and table.count("\n| `") == 2

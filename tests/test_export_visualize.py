@@ -98,3 +98,14 @@ def test_export_command(trained, tmp_path, fmt):
     out = tmp_path / f"model.{fmt}"
     assert main(["export", "--checkpoint", str(trained), "--format", fmt, "--out", str(out)]) == 0
     assert out.stat().st_size > 1e6
+
+
+def test_export_to_onnx_without_the_onnx_package_says_what_to_install(trained, tmp_path, monkeypatch, capsys):
+    import attnlab.engine.export as export
+
+    monkeypatch.setattr(export, "find_spec", lambda name: None if name == "onnx" else object())
+    out = tmp_path / "model.onnx"
+    assert main(["export", "--checkpoint", str(trained), "--format", "onnx", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--format onnx: needs the onnx package" in err and 'pip install "attnlab[export]"' in err
+    assert not out.exists()

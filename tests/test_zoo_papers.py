@@ -313,7 +313,7 @@ def test_unknown_name_suggests_the_closest():
 
 
 def test_duplicate_registration_is_refused():
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ValueError, match=r"attention 'se' is already registered \(by SqueezeExcite\)"):
         attnlab.register_attention("se", category="channel", paper="p", venue="v", year=2020, url="https://x")(
             torch.nn.Identity
         )

@@ -16,16 +16,24 @@ def unknown_name(kind: str, name: object, choices: Iterable[str], see: str) -> V
     return ValueError(f"{kind}: unknown name {name!r}; {hint}see all with `{see}`")
 
 
-class Registry(Generic[T]):
-    """Items by unique name; a lookup of an unknown name raises ``unknown_name``'s error."""
+def _qualname(item: object) -> str:
+    return getattr(item, "__qualname__", type(item).__name__)
 
-    def __init__(self, kind: str, see: str) -> None:
-        self.kind, self.see = kind, see
+
+class Registry(Generic[T]):
+    """Items by unique name; a lookup of an unknown name raises ``unknown_name``'s error.
+
+    ``describe`` names an item in the error for a name registered twice (default: its ``__qualname__``).
+    """
+
+    def __init__(self, kind: str, see: str, describe: Callable[[T], str] = _qualname) -> None:
+        self.kind, self.see, self.describe = kind, see, describe
         self._items: dict[str, T] = {}
 
     def add(self, name: str, item: T) -> T:
         if name in self._items:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+            held = self.describe(self._items[name])
+            raise ValueError(f"{self.kind} {name!r} is already registered (by {held})")
         self._items[name] = item
         return item
 

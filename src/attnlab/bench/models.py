@@ -18,7 +18,7 @@ from torch import nn
 from ..layers.registry import list_attentions
 from ..models.registry import create_model
 from ..report.cost import count_flops
-from .timing import interleaved_samples, paired_ratio
+from .timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 
 TIMM_NAMES = {"se": "se", "eca": "eca", "cbam": "cbam"}
 
@@ -67,7 +67,7 @@ def run(attentions: Sequence[str], *, batch: int, rounds: int) -> list[dict]:
             {
                 "attention": a,
                 "img_s": batch / statistics.median(t["attnlab"]),
-                "vs_plain": paired_ratio(t["plain"], t["attnlab"]),  # (median, first quartile, third quartile)
+                "vs_plain": paired_ratio(t["plain"], t["attnlab"]),
                 "flops_ratio": plain_flops / count_flops(model, flops_in),
                 "vs_timm": paired_ratio(t["timm"], t["attnlab"]) if "timm" in t else None,
             }
@@ -75,25 +75,20 @@ def run(attentions: Sequence[str], *, batch: int, rounds: int) -> list[dict]:
     return rows
 
 
-def _ratio(r: tuple[float, float, float]) -> str:
-    return f"{r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}]"
-
-
 def to_markdown(rows: list[dict], batch: int, rounds: int) -> str:
     lines = [
         f"Training step (forward + backward + SGD), resnet18, CIFAR stem, 32×32, batch {batch}, float32, CPU "
         f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}); median of {rounds} "
         "interleaved rounds. `python benchmarks/models.py`. Speed ratios: > 1 is faster than the reference; each "
-        "is the median of the per-round ratios, with their quartiles in brackets.",
+        f"is the median of the per-round ratios, with {bracket_meaning(rounds)} in brackets.",
         "",
         "| attention | images/s | speed / plain | FLOPs predict | speed / timm |",
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        vs_timm = "—" if r["vs_timm"] is None else _ratio(r["vs_timm"])
-        lines.append(
-            f"| {r['attention']} | {r['img_s']:.1f} | {_ratio(r['vs_plain'])} | {r['flops_ratio']:.3f} | {vs_timm} |"
-        )
+        vs_timm = "—" if r["vs_timm"] is None else format_ratio(r["vs_timm"])
+        vs_plain = format_ratio(r["vs_plain"])
+        lines.append(f"| {r['attention']} | {r['img_s']:.1f} | {vs_plain} | {r['flops_ratio']:.3f} | {vs_timm} |")
     return "\n".join(lines)
 
 

@@ -2,21 +2,23 @@
 
 Per registered module, on x of shape (8, 256, 28, 28) by default: the median time of ``m(x)`` and its
 backward pass, as a ratio to an identity module, and, where timm has the same module, to timm's at the
-same configuration, all timed interleaved in one run. ``--doc docs/zoo.md`` rewrites the zoo page with
-the table.
+same configuration, all timed interleaved in one run; each ratio is the median of per-round ratios (paired by
+round), timm's with the 95 % confidence interval of that median. ``--doc docs/zoo.md`` rewrites the zoo page
+with the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..layers.registry import create_attention, list_attentions
-from .timing import interleaved_times
+from .timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 
 
 def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
@@ -65,14 +67,14 @@ def run(names: Sequence[str], *, shape: tuple[int, int, int, int], rounds: int) 
         fns = {"identity": identity, "attnlab": _step(create_attention(name, shape[1]).train(), x, grad)}
         if name in timm_makers:
             fns["timm"] = _step(timm_makers[name]().train(), x, grad)
-        t = interleaved_times(fns, torch.device("cpu"), rounds=rounds, warmup=2)
+        t = interleaved_samples(fns, torch.device("cpu"), rounds=rounds, warmup=2)
         rows.append(
             {
                 "name": name,
-                "ms": t["attnlab"] * 1e3,
-                "vs_identity": t["attnlab"] / t["identity"],
-                "timm_ms": t["timm"] * 1e3 if "timm" in t else None,
-                "vs_timm": t["attnlab"] / t["timm"] if "timm" in t else None,
+                "ms": statistics.median(t["attnlab"]) * 1e3,
+                "vs_identity": paired_ratio(t["attnlab"], t["identity"]).median,
+                "timm_ms": statistics.median(t["timm"]) * 1e3 if "timm" in t else None,
+                "vs_timm": paired_ratio(t["attnlab"], t["timm"]) if "timm" in t else None,  # time ratio: < 1 is faster
             }
         )
     return rows
@@ -82,14 +84,15 @@ def to_markdown(rows: list[dict], shape: tuple[int, ...], rounds: int) -> str:
     lines = [
         f"Forward + backward, x = {tuple(shape)}, float32, CPU ({platform.machine()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}); median of {rounds} interleaved rounds. "
-        "`python benchmarks/modules.py`.",
+        "`python benchmarks/modules.py`. Ratios are medians of per-round ratios; attnlab / timm < 1 is faster than "
+        f"timm, with {bracket_meaning(rounds)} in brackets.",
         "",
         "| module | attnlab (ms) | / identity | timm (ms) | attnlab / timm |",
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         timm_ms = "—" if r["timm_ms"] is None else f"{r['timm_ms']:.2f}"
-        vs_timm = "—" if r["vs_timm"] is None else f"{r['vs_timm']:.3f}"
+        vs_timm = "—" if r["vs_timm"] is None else format_ratio(r["vs_timm"])
         lines.append(f"| `{r['name']}` | {r['ms']:.2f} | {r['vs_identity']:.1f} | {timm_ms} | {vs_timm} |")
     return "\n".join(lines)
 

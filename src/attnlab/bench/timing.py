@@ -18,14 +18,20 @@ import gc
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from math import comb
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 __all__ = [
     "interleaved_samples",
     "interleaved_times",
+    "median_interval",
     "paired_ratio",
+    "PairedRatio",
+    "bracket_meaning",
+    "format_ratio",
     "peak_memory_bytes",
     "synchronize",
     "williams_orders",
@@ -78,14 +84,49 @@ def interleaved_samples(
     return samples
 
 
-def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> tuple[float, float, float]:
-    """Median and quartiles of the per-round ratios: pairing by round cancels the drift of a shared machine,
-    and the quartiles show how far a ratio can be trusted."""
+class PairedRatio(NamedTuple):
+    """The median of per-round ratios, their quartiles, and the 95 % confidence interval of the median
+    (``None`` under 6 rounds, where no interval from the rounds reaches 95 %)."""
+
+    median: float
+    q1: float
+    q3: float
+    ci: tuple[float, float] | None
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> PairedRatio:
+    """Pairing by round cancels the drift of a shared machine; the quartiles show the spread of one round's
+    ratio, the confidence interval how well the median is known (it narrows as rounds are added)."""
     ratios = sorted(a / b for a, b in zip(numerator, denominator, strict=True))
     if len(ratios) < 2:
-        return ratios[0], ratios[0], ratios[0]
+        return PairedRatio(ratios[0], ratios[0], ratios[0], None)
     q1, med, q3 = statistics.quantiles(ratios, n=4)
-    return med, q1, q3
+    return PairedRatio(med, q1, q3, median_interval(ratios))
+
+
+def format_ratio(r: PairedRatio) -> str:
+    """'median [low, high]': the 95 % confidence interval of the median, or the quartiles under 6 rounds."""
+    low, high = r.ci or (r.q1, r.q3)
+    return f"{r.median:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def bracket_meaning(rounds: int) -> str:
+    """What ``format_ratio``'s brackets hold for a table of ``rounds`` rounds."""
+    return "the 95 % confidence interval of that median" if rounds >= 6 else "the per-round ratios' quartiles"
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free confidence interval of the median: the k-th smallest and k-th largest value, for the
+    largest k whose coverage 1 - 2·P(Binomial(n, ½) < k) is at least ``confidence`` (the sign test's interval;
+    it assumes only independent rounds). ``None`` when even (min, max) covers less."""
+    v, n = sorted(values), len(values)
+    k, below = 0, 0  # below = #{outcomes of Binomial(n, ½) < k+1}, out of 2**n
+    while k < n // 2:
+        below += comb(n, k)
+        if 1 - 2 * below / 2**n < confidence:
+            break
+        k += 1
+    return (v[k - 1], v[n - k]) if k else None
 
 
 def williams_orders(n: int) -> list[list[int]]:

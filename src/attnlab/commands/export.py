@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..engine.evaluation import checkpoint_file, load_run_model
-from ..engine.export import FORMATS, export_model
+from ..engine.export import FORMATS, check_format, export_model
 from .base import Command, register_command
 
 
@@ -19,6 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_format(args.format)  # before loading anything
     model, bundle, _, _ = load_run_model(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint_file(args.checkpoint).parent / f"model{FORMATS[args.format]}"
     example = torch.zeros(2, bundle.in_chans, bundle.image_size, bundle.image_size)

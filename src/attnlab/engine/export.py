@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["FORMATS", "ONNX_OPSET", "export_model"]
+__all__ = ["FORMATS", "ONNX_OPSET", "check_format", "export_model"]
 
 ONNX_OPSET = 17  # supported by every onnxruntime since 1.11 and by the main converters and runtimes
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "exported": ".pt2"}
+NEEDS = {"onnx": "onnx"}  # format -> the package torch's exporter imports (attnlab's `export` extra)
+
+
+def check_format(fmt: str) -> None:
+    """A known format whose exporter can run here; else a ValueError saying what to do."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format: expected one of {tuple(FORMATS)}, got {fmt!r}")
+    if fmt in NEEDS and find_spec(NEEDS[fmt]) is None:
+        raise ValueError(
+            f"--format {fmt}: needs the {NEEDS[fmt]} package, which is not installed; "
+            'pip install "attnlab[export]", or export with --format exported or torchscript'
+        )
 
 
 def export_model(model: nn.Module, example: torch.Tensor, fmt: str, path: str | Path) -> Path:
     """Write ``model`` (eval mode, traced on ``example``) as ``fmt``; the batch dimension stays dynamic."""
-    if fmt not in FORMATS:
-        raise ValueError(f"--format: expected one of {tuple(FORMATS)}, got {fmt!r}")
+    check_format(fmt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()

@@ -63,7 +63,9 @@ class AttentionInfo:
         return sum(p.numel() for p in self.cls(channels).parameters())
 
 
-_REGISTRY: Registry[AttentionInfo] = Registry("attention", "attnlab list attentions")
+_REGISTRY: Registry[AttentionInfo] = Registry(
+    "attention", "attnlab list attentions", describe=lambda info: info.cls.__qualname__
+)
 
 
 def register_attention(

@@ -43,7 +43,7 @@ def _cam_layer(model: nn.Module, x: Tensor) -> str:
 
 def _show_image(ax, x: Tensor, mean, std) -> None:
     img = x.detach().cpu() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]
-    img = img.clamp(0, 1).permute(1, 2, 0)
+    img = img.clamp(0, 1).permute(1, 2, 0).numpy()  # matplotlib takes arrays, not tensors
     ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
 
 
@@ -71,19 +71,19 @@ def plot_attention_grid(
         for j, name in enumerate(spatial_names, start=1):
             m = F.interpolate(spatial[name][i : i + 1].float(), size=x.shape[-2:], mode="bilinear")[0, 0]
             _show_image(row[j], x[i], mean, std)
-            row[j].imshow(m.cpu(), cmap="jet", alpha=0.5, vmin=0, vmax=max(float(m.max()), 1e-6))
+            row[j].imshow(m.cpu().numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=max(float(m.max()), 1e-6))
             row[j].set_title(f"{name.removesuffix('.gate')}\n({tuple(spatial[name].shape[-2:])})", fontsize=7)
         if last_channel:
             w = channel[last_channel][i].float().cpu()
             top = w.topk(min(16, w.numel()))
             ax = row[len(spatial_names) + 1]
-            ax.bar(range(len(top.values)), top.values, color="tab:purple")
+            ax.bar(range(len(top.values)), top.values.numpy(), color="tab:purple")
             ax.set_xticks(range(len(top.values)), [str(int(c)) for c in top.indices], rotation=90, fontsize=5)
             ax.set_ylim(0, max(1.0, float(top.values.max())))
             ax.set_title(f"top channel weights\n{last_channel.removesuffix('.gate')}", fontsize=7)
             ax.set_xlabel("channel", fontsize=7)
         _show_image(row[-1], x[i], mean, std)
-        row[-1].imshow(cam[i].cpu(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+        row[-1].imshow(cam[i].cpu().numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
         row[-1].set_title(f"Grad-CAM ({cam_layer})", fontsize=8)
         for ax in row:
             if not ax.get_title().startswith("top channel"):
