@@ -111,8 +111,9 @@ def format_ratio(r: PairedRatio) -> str:
 
 
 def bracket_meaning(rounds: int) -> str:
-    """What ``format_ratio``'s brackets hold for a table of ``rounds`` rounds."""
-    return "the 95 % confidence interval of that median" if rounds >= 6 else "the per-round ratios' quartiles"
+    """What ``format_ratio``'s brackets hold for a table of ``rounds`` rounds (as ``median_interval`` decides)."""
+    has_interval = median_interval(range(rounds)) is not None
+    return "the 95 % confidence interval of that median" if has_interval else "the per-round ratios' quartiles"
 
 
 def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
