@@ -4,7 +4,7 @@ import random
 
 import torch
 
-from attnlab.bench.timing import interleaved_samples, median_interval, paired_ratio
+from attnlab.measure.timing import interleaved_samples, median_interval, paired_ratio
 
 
 def test_interleaved_samples_calls_each_function_once_per_round():
@@ -55,3 +55,13 @@ def test_module_benchmark_table_pairs_attnlab_with_timm():
         assert se.ci is not None and se.ci[0] <= se.median <= se.ci[1]
     table = modules.to_markdown(rows, (2, 32, 5, 5), 6)
     assert "95 % confidence interval" in table and table.count("\n| `") == 2
+
+
+def test_trainer_benchmark_runs_both_loops(capsys):
+    from attnlab.bench import train
+
+    assert train.main(["--train-limit", "64", "--batch-size", "32", "--rounds", "1", "--attention", "se"]) == 0
+    out = capsys.readouterr().out
+    trainer = next(line for line in out.splitlines() if line.startswith("| attnlab trainer"))
+    images_per_s, ratio = (float(x) for x in trainer.strip("| ").split("|")[1:3])
+    assert images_per_s > 0 and ratio > 0

@@ -60,7 +60,7 @@ def test_cifar10_loads_local_files_and_explains_missing_ones(tmp_path, monkeypat
     monkeypatch.setattr(datasets.CIFAR10, "_check_integrity", lambda self: True)  # our files, not the real md5s
     monkeypatch.setattr(cifar, "check_integrity", lambda *args, **kwargs: True)
     d = build_dataset("cifar10", root=tmp_path)
-    assert (len(d.train), len(d.test), d.num_classes, d.stem) == (40, 8, 10, "cifar")
+    assert (len(d.train), len(d.test), d.num_classes, d.image_size) == (40, 8, 10, 32)
     x, y = d.train[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32
 
@@ -73,6 +73,6 @@ def test_imagefolder(tmp_path):
                 Image.fromarray(np.full((40, 50, 3), 60 * i, dtype=np.uint8)).save(tmp_path / split / c / f"{i}.png")
     d = build_dataset("imagefolder", root=tmp_path)
     assert d.classes == ["cat", "dog"] and len(d.train) == 6 and len(d.test) == 6
-    assert d.test[0][0].shape == (3, 224, 224)
+    assert d.image_size == 40 and d.test[0][0].shape == (3, 40, 40)  # the shorter side of its images
     with pytest.raises(FileNotFoundError, match="train"):
         build_dataset("imagefolder", root=tmp_path / "train")

@@ -37,13 +37,15 @@ def test_run_folder(base_run):
         assert (base_run / name).is_file(), name
     lines = [json.loads(x) for x in (base_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2, 3]
-    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s", "seconds"):
-        assert all(key in r for r in lines)
+    keys = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "images_per_s", "seconds"]
+    assert all(list(r) == keys for r in lines)  # the classification records of before the Task seam
     summary = json.loads((base_run / "summary.json").read_text())
     assert 0 <= summary["best_val_acc"] <= 1 and summary["final_val_acc"] == lines[-1]["val_acc"]
     assert summary["params"] > 11e6 and summary["gflops"] > 0 and summary["wall_seconds"] > 0
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]
-    assert json.loads((base_run / "config.json").read_text())["attention"] == "eca"
+    config = json.loads((base_run / "config.json").read_text())
+    assert config["attention"] == "eca" and config["task"] == "classify" and config["label_smoothing"] == 0.1
+    assert summary["monitor"] == "val_acc" and summary["train_images_per_s"] > 0
 
 
 def test_same_seed_gives_bit_identical_weights(base_run, tmp_path):
@@ -94,7 +96,7 @@ def test_refusals_name_the_problem(base_run, tmp_path, capsys):
 
 def test_checkpoint_of_another_model_names_the_keys(base_run, tmp_path):
     from attnlab.engine.checkpoint import model_state
-    from attnlab.engine.trainer import load_model_weights
+    from attnlab.engine.run_folder import load_model_weights
 
     tensors, _ = load_checkpoint(base_run / "last.safetensors")
     import attnlab
@@ -148,11 +150,15 @@ def test_non_finite_loss_stops_and_says_how_to_resume(tmp_path, capsys):
 
 def test_eval_prints_and_writes_metrics(base_run, capsys):
     assert main(["eval", "--checkpoint", str(base_run)]) == 0
-    assert "top-1" in capsys.readouterr().out
-    metrics = json.loads((base_run / "eval.json").read_text())
+    out = capsys.readouterr().out
+    result = json.loads((base_run / "eval.json").read_text())
     summary = json.loads((base_run / "summary.json").read_text())
-    assert metrics["val_acc"] == pytest.approx(summary["best_val_acc"])
-    assert len(metrics["confusion"]) == 10 and sum(map(sum, metrics["confusion"])) == 1000
+    assert result["metrics"]["val_acc"] == pytest.approx(summary["best_val_acc"])
+    assert f"val_acc {summary['best_val_acc']:.4f}" in out  # the printed figure is the run's best
+    confusion = result["details"]["confusion"]
+    assert len(confusion) == 10 and sum(map(sum, confusion)) == 1000
+    per_class = result["details"]["per_class_acc"]
+    assert f"{per_class[3]:.4f}" in out.split("accuracy per class")[1]  # the per-class table is printed
     assert main(["eval", "--checkpoint", str(base_run / "nope")]) == 2
 
 
@@ -176,8 +182,11 @@ def test_compare_runs_every_module_and_skips_finished_runs(tmp_path, capsys):
     for name in ("results.csv", "results.md", "compare.png"):
         assert (tmp_path / name).is_file()
     rows = (tmp_path / "results.csv").read_text().splitlines()
-    assert rows[0].startswith("attention,runs,acc_mean,acc_std") and len(rows) == 3
-    assert "±" in (tmp_path / "results.md").read_text()
+    assert rows[0].startswith("variant,attention,runs,monitor,final_mean,final_std") and len(rows) == 3
+    finals = [json.loads((tmp_path / "se" / f"seed{s}" / "summary.json").read_text())["final_val_acc"] for s in (0, 1)]
+    se_row = next(r for r in rows if r.startswith("se,"))
+    assert float(se_row.split(",")[4]) == pytest.approx(sum(finals) / 2)  # the mean over the two seeds
+    assert "| se | " in (tmp_path / "results.md").read_text()
     stamp = (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns
     assert main(args) == 0
     assert (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns == stamp
@@ -186,7 +195,10 @@ def test_compare_runs_every_module_and_skips_finished_runs(tmp_path, capsys):
 def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path):
     out = tmp_path / "interrupted"
     cmd = [sys.executable, "-m", "attnlab", "train", *QUICK, "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job starts with SIGINT ignored, and a child inherits that: restore the default so
+    # Python installs its KeyboardInterrupt handler however the tests were started
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore)
     deadline = time.time() + 240
     while time.time() < deadline and not (out / "last.json").is_file():
         time.sleep(0.05)

@@ -1,5 +1,6 @@
 """Export (ONNX via onnxruntime, TorchScript, torch.export), full-graph tracing, attention maps, PNGs."""
 
+import json
 import warnings
 
 import numpy as np
@@ -79,25 +80,66 @@ def trained(tmp_path_factory):
     return out
 
 
-def test_training_writes_curves_png(trained):
-    png = (trained / "curves.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_visualize_writes_a_readable_png(trained, tmp_path):
+def test_training_writes_curves_png(trained, monkeypatch):
     from PIL import Image
+
+    from attnlab.report import curves
+
+    image = np.asarray(Image.open(trained / "curves.png").convert("RGB"))
+    assert image.shape[0] > 300 and image.shape[1] > 1000 and image.std() > 10  # panels, not a blank page
+    # the figure behind it: one panel per metric, train and test series of the run's values
+    history = [json.loads(x) for x in (trained / "metrics.jsonl").read_text().splitlines()]
+    drawn = {}
+    monkeypatch.setattr(curves, "save_figure", lambda fig, path: drawn.setdefault("fig", fig))
+    curves.plot_curves(history, trained / "unused.png", "t")
+    axes = drawn["fig"].axes
+    assert [ax.get_title() for ax in axes] == ["loss", "acc", "top5"]
+    lines = {line.get_label(): list(line.get_ydata()) for line in axes[1].get_lines()}
+    assert lines == {"train": [r["train_acc"] for r in history], "test": [r["val_acc"] for r in history]}
+
+
+def test_visualize_draws_each_images_maps_and_grad_cam(trained, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from attnlab.report import visualize
 
     out = tmp_path / "maps.png"
     assert main(["visualize", "--checkpoint", str(trained), "--images", "3", "--out", str(out)]) == 0
     pixels = np.asarray(Image.open(out).convert("L"))
     assert pixels.shape[0] > 300 and pixels.std() > 10  # a grid of images, not a blank page
+    drawn = {}
+    monkeypatch.setattr(visualize, "save_figure", lambda fig, path: drawn.setdefault("fig", fig))
+    assert main(["visualize", "--checkpoint", str(trained), "--images", "3", "--out", str(out)]) == 0
+    axes = drawn["fig"].axes
+    titles = [ax.get_title() for ax in axes]
+    columns = len(axes) // 3
+    # input, CBAM's spatial map in layer1-3 (layer4's is 1×1 on digits), channel weights, Grad-CAM
+    assert len(axes) == 3 * columns and columns == 6
+    rows = [titles[i * columns : (i + 1) * columns] for i in range(3)]
+    assert all(r[0].startswith("true ") and ", pred " in r[0] for r in rows)
+    assert all(r[-1].startswith("Grad-CAM (layer3)") for r in rows)  # layer4 is 1×1 on 28×28 digits
+    assert all(r[1].startswith("layer1") and r[3].startswith("layer3") and "(2, 2)" in r[3] for r in rows)
+    assert rows[0][4].startswith("top channel weights") and "layer4" in rows[0][4]
+
+
+def run_exported(fmt, path, x):
+    if fmt == "onnx":
+        return torch.from_numpy(ort.InferenceSession(str(path)).run(None, {"input": x.numpy()})[0])
+    if fmt == "torchscript":
+        return torch.jit.load(str(path))(x)
+    return torch.export.load(str(path)).module()(x)
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript", "exported"])
 def test_export_command(trained, tmp_path, fmt):
+    from attnlab.engine.run_folder import load_run
+
     out = tmp_path / f"model.{fmt}"
     assert main(["export", "--checkpoint", str(trained), "--format", fmt, "--out", str(out)]) == 0
-    assert out.stat().st_size > 1e6
+    run = load_run(trained)
+    x = torch.randn(3, 1, 28, 28)  # another batch size than the export's example
+    with torch.no_grad():
+        torch.testing.assert_close(run_exported(fmt, out, x), run.model(x), rtol=1e-4, atol=1e-4)
 
 
 def test_export_to_onnx_without_the_onnx_package_says_what_to_install(trained, tmp_path, monkeypatch, capsys):

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import attnlab
-from attnlab.layers.registry import CATEGORIES, PLACEMENTS
+from attnlab.layers.registry import CATEGORIES
+from attnlab.models.placement import PLACEMENTS, paper_place
 from attnlab.report.maps import gate_modules  # the convention: weights pass through `gate` / `gates`
 
 NAMES = attnlab.list_attentions()
@@ -107,7 +108,7 @@ def test_gates_are_named_and_hookable(name):
 def test_attention_info_is_complete(name):
     info = attnlab.attention_info(name)
     assert info.name == name and info.cls is attnlab.get_attention(name)
-    assert info.category in CATEGORIES and info.placement in PLACEMENTS
+    assert info.category in CATEGORIES and paper_place(name).placement in PLACEMENTS
     assert info.paper and info.venue and 2015 <= info.year <= 2026
     assert info.url.startswith("https://")
     assert info.cls.__doc__ and len(info.cls.__doc__) > 200  # paper equation, shapes, defaults

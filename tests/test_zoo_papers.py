@@ -10,6 +10,7 @@ import torch.nn.functional as F
 import attnlab
 from attnlab.layers.eca import eca_kernel_size
 from attnlab.layers.fca import dct_basis
+from attnlab.models.placement import paper_place
 
 F64 = torch.float64
 
@@ -238,7 +239,7 @@ def test_bam_is_residual_one_plus_sigmoid_of_the_branch_product():
     m_c = m.channel_att(x.mean(dim=(2, 3)))[:, :, None, None]
     m_s = m.spatial_att(x)
     torch.testing.assert_close(m(x), x * (1 + torch.sigmoid(m_c * m_s)))
-    assert attnlab.attention_info("bam").placement == "stage"
+    assert paper_place("bam").placement == "stage"
 
 
 def test_scse_adds_channel_and_spatial_excitations():

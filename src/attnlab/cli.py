@@ -10,7 +10,8 @@ from . import __version__
 from .commands import COMMANDS
 
 # Errors a user can cause with bad input: printed as one line, no traceback.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError)
+# A TypeError from deep inside is a bug, shown with its traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
 
 
 def build_parser() -> argparse.ArgumentParser:

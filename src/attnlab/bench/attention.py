@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..functional import scaled_dot_product_attention
-from .timing import interleaved_times, peak_memory_bytes
+from ..measure.timing import interleaved_times, peak_memory_bytes
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

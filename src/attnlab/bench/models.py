@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from ..layers.registry import list_attentions
+from ..measure.cost import count_flops
+from ..measure.timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 from ..models.registry import create_model
-from ..report.cost import count_flops
-from .timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 
 TIMM_NAMES = {"se": "se", "eca": "eca", "cbam": "cbam"}
 

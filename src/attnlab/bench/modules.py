@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..layers.registry import create_attention, list_attentions
-from .timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
+from ..measure.timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 
 
 def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.doc:
         from pathlib import Path
 
-        from ..report.zoo import zoo_markdown, zoo_rows
+        from .zoo_doc import zoo_markdown, zoo_rows
 
         Path(args.doc).write_text(zoo_markdown(zoo_rows(), table))
         print(f"\nwrote {args.doc}")

@@ -34,12 +34,13 @@ def bare_epoch(model, loader, optimizer) -> None:
 def run(config: TrainConfig, rounds: int) -> dict:
     data = build_data(config)
     ctx = DistContext()
-    model = build_model(config, data).to(memory_format=torch.channels_last)
+    task = config.task_object
+    model = task.prepare_model(build_model(config, data.meta), ctx.device)
     loader, _, sampler = build_loaders(data, config, ctx, workers=0)
     optimizer, scheduler = build_optimizer(config, model, len(loader))
-    bare_model = build_model(config, data)
-    bare_opt = torch.optim.SGD(bare_model.parameters(), lr=config.lr, momentum=0.9, nesterov=True)
-    bare_loader = DataLoader(data.train.dataset, config.batch_size, shuffle=True)  # without the seeding wrapper
+    bare_model = build_model(config, data.meta)
+    bare_opt = torch.optim.SGD(bare_model.parameters(), lr=config.recipe.lr, momentum=0.9, nesterov=True)
+    bare_loader = DataLoader(data.train.dataset, config.recipe.batch_size, shuffle=True)  # without the seeding wrapper
     n = len(data.train)
     times: dict[str, list[float]] = {"trainer": [], "bare": []}
     for r in range(rounds + 1):  # round 0 warms up
@@ -49,7 +50,7 @@ def run(config: TrainConfig, rounds: int) -> dict:
             if name == "trainer":
                 sampler.set_epoch(r)
                 data.train.set_epoch(r)
-                train_one_epoch(model, loader, optimizer, scheduler, ctx)
+                train_one_epoch(model, loader, optimizer, scheduler, ctx, task, config.options, data.meta)
             else:
                 bare_epoch(bare_model, bare_loader, bare_opt)
             if r:
@@ -66,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--train-limit", type=int, default=2048)
     p.add_argument("--rounds", type=int, default=4)
     args = p.parse_args(argv)
-    config = TrainConfig(
-        attention=args.attention, data=args.data, batch_size=args.batch_size, train_limit=args.train_limit
+    config = TrainConfig.create(
+        "classify", attention=args.attention, data=args.data, batch_size=args.batch_size, train_limit=args.train_limit
     )
     r = run(config, args.rounds)
     print(

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..engine.checkpoint import atomic_write_text
-from ..engine.evaluation import checkpoint_file, evaluate_run
+from ..engine.evaluation import evaluate_run
+from ..engine.run_folder import load_run
 from .base import Command, register_command
 
 
@@ -22,24 +23,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    metrics = evaluate_run(
-        args.checkpoint, data=args.data, data_dir=args.data_dir, device=args.device, workers=args.workers
-    )
-    out = checkpoint_file(args.checkpoint).parent / "eval.json"
-    atomic_write_text(out, json.dumps(metrics, indent=1) + "\n")
+    run_ = load_run(args.checkpoint, data=args.data, data_dir=args.data_dir, device=args.device)
+    result = evaluate_run(run_, workers=args.workers)
+    out = run_.file.parent / "eval.json"
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     console = Console()
-    console.print(f"{metrics['checkpoint']} (epoch {metrics['epoch']}) on {metrics['data']} test split:")
-    console.print(
-        f"  top-1 {metrics['val_acc']:.4f}   top-5 {metrics['val_top5']:.4f}   loss {metrics['val_loss']:.4f}"
-    )
-    table = Table("class", "accuracy", title="per class", title_justify="left")
-    for name, acc in zip(metrics["classes"], metrics["per_class_acc"], strict=True):
-        table.add_row(str(name), f"{acc:.4f}")
-    console.print(table)
-    console.print(f"metrics and confusion matrix written to {out}")
+    console.print(f"{result['checkpoint']} (epoch {result['epoch']}) on {result['data']} test split:")
+    console.print("  " + "   ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()), highlight=False)
+    for title, rows in run_.task.eval_details(result["details"], run_.meta):
+        console.print(f"{title}:")
+        table = Table(show_header=False)
+        for name, value in rows.items():
+            table.add_row(name, value)
+        console.print(table)
+    console.print(f"metrics and details written to {out}")
     return 0
 
 
 COMMAND = register_command(
-    Command("eval", "evaluate a checkpoint: top-1, top-5, loss, per-class accuracy, confusion", add_arguments, run)
+    Command("eval", "evaluate a checkpoint on its task's test split (metrics and details)", add_arguments, run)
 )

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from ..engine.evaluation import checkpoint_file, load_run_model
 from ..engine.export import FORMATS, check_format, export_model
+from ..engine.run_folder import load_run
 from .base import Command, register_command
 
 
@@ -20,10 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_format(args.format)  # before loading anything
-    model, bundle, _, _ = load_run_model(args.checkpoint)
-    out = Path(args.out) if args.out else checkpoint_file(args.checkpoint).parent / f"model{FORMATS[args.format]}"
-    example = torch.zeros(2, bundle.in_chans, bundle.image_size, bundle.image_size)
-    print(f"wrote {export_model(model, example, args.format, out)}")
+    run_ = load_run(args.checkpoint)
+    out = Path(args.out) if args.out else run_.file.parent / f"model{FORMATS[args.format]}"
+    example = run_.task.example_input(run_.config.options, run_.meta, batch=2)
+    print(f"wrote {export_model(run_.model, example, args.format, out, dynamic=run_.task.export_dynamic())}")
     return 0
 
 

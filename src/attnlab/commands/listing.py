@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from rich.console import Console
 from rich.table import Table
 
 from ..layers.registry import CATEGORIES, attention_info, list_attentions
+from ..models.placement import paper_place
 from ..models.registry import create_model, list_models
+from ..tasks import get_task, list_tasks
 from .base import Command, register_command
 
 COLUMNS = {
     "attentions": ("name", "category", "paper", "venue", "year", "params at C=256", "placement"),
     "models": ("name", "block", "blocks per stage", "params (1000 classes)"),
+    "tasks": ("name", "what", "best checkpoint by", "options"),
 }
 
 
@@ -22,7 +26,15 @@ def attention_rows(category: str | None = None) -> list[tuple[str, ...]]:
     for name in list_attentions(category):
         info = attention_info(name)
         rows.append(
-            (name, info.category, info.paper, info.venue, str(info.year), f"{info.num_params(256):,}", info.placement)
+            (
+                name,
+                info.category,
+                info.paper,
+                info.venue,
+                str(info.year),
+                f"{info.num_params(256):,}",
+                paper_place(name).placement,
+            )
         )
     return rows
 
@@ -37,6 +49,23 @@ def model_rows() -> list[tuple[str, ...]]:
     return rows
 
 
+def task_rows() -> list[tuple[str, ...]]:
+    rows = []
+    for name in list_tasks():
+        task = get_task(name)
+        metric, mode = task.monitor
+        options = ", ".join(f.name for f in dataclasses.fields(task.Options))
+        rows.append((name, task.description, f"{mode} {metric}", options))
+    return rows
+
+
+ROWS = {
+    "attentions": lambda args: attention_rows(args.category),
+    "models": lambda args: model_rows(),
+    "tasks": lambda args: task_rows(),
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=sorted(COLUMNS), help="which registry to list")
     p.add_argument("--category", choices=CATEGORIES, help="attentions: only this category of the survey")
@@ -45,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     columns = COLUMNS[args.what]
-    rows = attention_rows(args.category) if args.what == "attentions" else model_rows()
+    rows = ROWS[args.what](args)
     if args.markdown:
         print("| " + " | ".join(columns) + " |")
         print("|" + "---|" * len(columns))
@@ -62,5 +91,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 COMMAND = register_command(
-    Command("list", "a registry as a table: attentions (paper, year, params) or models", add_arguments, run)
+    Command("list", "a registry as a table: attentions (paper, year, params), models or tasks", add_arguments, run)
 )

@@ -32,7 +32,7 @@ class EpochSeeded(Dataset):
 
     def __getitem__(self, i: int):
         # The CPU generator alone, saved and restored around the item: torch.manual_seed and fork_rng also
-        # visit every accelerator backend, ~200 µs per call, more than a digit's whole augmentation.
+        # visit every accelerator backend, which costs more than a digit's whole augmentation.
         cpu = torch.default_generator
         state = cpu.get_state()
         cpu.manual_seed(epoch_seed(self.seed, self.epoch) * 10_000_019 + i)

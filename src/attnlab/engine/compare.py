@@ -1,13 +1,14 @@
-"""A fair side-by-side comparison: one recipe, the same seeds, every attention module.
+"""A fair side-by-side comparison: one recipe, the same seeds, every value of the varied fields.
 
-Runs land in ``OUT/<attention>/seed<k>/``; a finished run (summary.json) is skipped and an unfinished one
-resumed, so re-running the command completes what is missing.
+``vary`` maps a config field (a task option such as ``attention`` or ``model``, or a recipe field) to the
+values to try; several fields give every combination. Runs land in ``OUT/<value[-value…]>/seed<k>/``;
+a finished run (summary.json) is skipped and an unfinished one resumed, so re-running the command
+completes what is missing.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import itertools
 import json
 import statistics
 from dataclasses import replace
@@ -15,93 +16,113 @@ from pathlib import Path
 
 import torch
 
-from ..bench.timing import interleaved_times
+from ..measure.timing import interleaved_times
+from ..report.tables import csv_text as results_csv
 from .config import TrainConfig
-from .evaluation import load_run_model
+from .run_folder import LAST, SUMMARY, load_run
 from .trainer import RunOptions, fit
 
-__all__ = ["run_comparison", "aggregate", "results_markdown", "results_csv"]
+__all__ = ["Variant", "variants", "run_comparison", "aggregate", "results_markdown", "results_csv"]
+
+Variant = dict  # field -> value, one row of the comparison
 
 
-def run_dir(out: Path, attention: str | None, seed: int) -> Path:
-    return out / (attention or "none") / f"seed{seed}"
+def variants(vary: dict[str, list]) -> list[Variant]:
+    """Every combination of the varied values, in the order given."""
+    keys = list(vary)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(vary[k] for k in keys))]
+
+
+def label(variant: Variant) -> str:
+    """The row's name and folder: the values joined by "-" (None: "none")."""
+    return "-".join("none" if v is None else str(v).replace("/", "_") for v in variant.values()) or "base"
+
+
+def run_dir(out: Path, variant: Variant, seed: int) -> Path:
+    return out / label(variant) / f"seed{seed}"
 
 
 def run_comparison(
-    base: TrainConfig, attentions: list[str | None], seeds: list[int], out: Path, opts: RunOptions
-) -> list[dict]:
-    """Train every (attention, seed) not yet finished; return the summaries, one per run."""
-    summaries = []
-    for attention in attentions:
+    base: TrainConfig, rows: list[Variant], seeds: list[int], out: Path, opts: RunOptions
+) -> list[tuple[Variant, dict]]:
+    """Train every (variant, seed) not yet finished; return (variant, summary) per run."""
+    results = []
+    for variant in rows:
         for seed in seeds:
-            folder = run_dir(out, attention, seed)
-            done = folder / "summary.json"
+            folder = run_dir(out, variant, seed)
+            done = folder / SUMMARY
             if not done.is_file():
-                resume = (folder / "last.safetensors").is_file()
-                fit(replace(base, attention=attention, seed=seed), replace(opts, out=folder, resume=resume))
-            summaries.append(json.loads(done.read_text()))
-    return summaries
+                resume = (folder / LAST).is_file()
+                fit(base.replace(**variant, seed=seed), replace(opts, out=folder, resume=resume))
+            results.append((variant, json.loads(done.read_text())))
+    return results
 
 
-def _latency_ms(out: Path, attentions: list[str | None], seed: int, rounds: int = 20) -> dict[str | None, float]:
+def _latency_ms(out: Path, rows: list[Variant], seed: int, rounds: int = 20) -> dict[str, float]:
     """Batch-1 CPU inference latency of each trained model, interleaved."""
     fns = {}
-    for a in attentions:
-        model, bundle, _, _ = load_run_model(run_dir(out, a, seed))
-        x = torch.zeros(1, bundle.in_chans, bundle.image_size, bundle.image_size)
-        fns[a] = lambda model=model, x=x: model(x)
+    for variant in rows:
+        run = load_run(run_dir(out, variant, seed))
+        inputs = run.task.example_input(run.config.options, run.meta)
+        fns[label(variant)] = lambda model=run.model, inputs=inputs: model(*inputs)
     with torch.inference_mode():
         times = interleaved_times(fns, torch.device("cpu"), rounds=rounds, warmup=2)
-    return {a: t * 1e3 for a, t in times.items()}
+    return {k: t * 1e3 for k, t in times.items()}
 
 
-def aggregate(summaries: list[dict], out: Path, seeds: list[int]) -> list[dict]:
-    by_attention: dict[str | None, list[dict]] = {}
-    for s in summaries:
-        by_attention.setdefault(s["attention"], []).append(s)
-    latency = _latency_ms(out, list(by_attention), seeds[0])
+def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], *, latency: bool = True) -> list[dict]:
+    """One row per variant: the monitored metric's final and best values, mean ± std over seeds, and cost."""
+    by_label: dict[str, tuple[Variant, list[dict]]] = {}
+    for variant, summary in results:
+        by_label.setdefault(label(variant), (variant, []))[1].append(summary)
+    times = _latency_ms(out, [v for v, _ in by_label.values()], seeds[0]) if latency else {}
     rows = []
-    for a, runs in by_attention.items():
-        finals = [r["final_val_acc"] for r in runs]
+    for name, (variant, runs) in by_label.items():
+        monitor = runs[0]["monitor"]
+        rate = next(k for k in runs[0] if k.startswith("train_") and k.endswith("_per_s"))
+        finals = [r[f"final_{monitor}"] for r in runs]
         rows.append(
             {
-                "attention": a or "none",
+                "variant": name,
+                **{k: ("none" if v is None else v) for k, v in variant.items()},
                 "runs": len(runs),
-                "acc_mean": statistics.fmean(finals),
-                "acc_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
-                "best_mean": statistics.fmean(r["best_val_acc"] for r in runs),
+                "monitor": monitor,
+                "final_mean": statistics.fmean(finals),
+                "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+                "best_mean": statistics.fmean(r[f"best_{monitor}"] for r in runs),
                 "params": runs[0]["params"],
                 "gflops": runs[0]["gflops"],
-                "train_images_per_s": statistics.fmean(r["train_images_per_s"] for r in runs),
-                "latency_ms": latency[a],
+                rate: statistics.fmean(r[rate] for r in runs),
+                "latency_ms": times.get(name, float("nan")),
             }
         )
     return rows
 
 
-def results_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
-def results_markdown(rows: list[dict], config: TrainConfig, seeds: list[int]) -> str:
+def results_markdown(rows: list[dict], config: TrainConfig, seeds: list[int], fields: list[str]) -> str:
+    """The comparison as a Markdown table: the varied fields, the monitored metric (mean ± std), cost."""
+    r0 = rows[0]
+    monitor = r0["monitor"]
+    rate = next(k for k in r0 if k.startswith("train_") and k.endswith("_per_s"))
+    unit = rate.removeprefix("train_").removesuffix("_per_s")
+    scale = 100 if monitor.endswith(("acc", "dice", "iou", "f1", "top5")) else 1
+    shown = f"{monitor} (%)" if scale == 100 else monitor
+    recipe = config.recipe
     lines = [
-        f"# {config.model} on {config.data}: attention modules compared",
+        f"# {config.task_object.title(config.options)}: {', '.join(fields)} compared",
         "",
-        f"One recipe for all: {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} lr {config.lr}, "
-        f"{config.schedule} schedule, weight decay {config.weight_decay}; seeds {', '.join(map(str, seeds))}. "
-        "Accuracy: final test top-1, mean ± std over seeds. Latency: CPU, batch 1.",
+        f"One recipe for all: {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr}, "
+        f"{recipe.schedule} schedule, weight decay {recipe.weight_decay}; seeds {', '.join(map(str, seeds))}. "
+        f"{monitor}: final epoch, mean ± std over seeds; best: the best epoch's, mean. Latency: CPU, batch 1.",
         "",
-        "| attention | top-1 (%) | best (%) | params | GFLOPs | train img/s | latency (ms) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| {' | '.join(fields)} | {shown} | best | params | GFLOPs | train {unit}/s | latency (ms) |",
+        "|" + "---|" * len(fields) + "---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        values = " | ".join(str(r[f]) for f in fields)
         lines.append(
-            f"| {r['attention']} | {100 * r['acc_mean']:.2f} ± {100 * r['acc_std']:.2f} | "
-            f"{100 * r['best_mean']:.2f} | {r['params']:,} | {r['gflops']:.3f} | "
-            f"{r['train_images_per_s']:.0f} | {r['latency_ms']:.2f} |"
+            f"| {values} | {scale * r['final_mean']:.2f} ± {scale * r['final_std']:.2f} | "
+            f"{scale * r['best_mean']:.2f} | {r['params']:,} | {r['gflops']:.3f} | "
+            f"{r[rate]:.0f} | {r['latency_ms']:.2f} |"
         )
     return "\n".join(lines) + "\n"

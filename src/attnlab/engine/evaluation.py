@@ -1,60 +1,27 @@
-"""Evaluate a run folder's checkpoint: ``attnlab eval`` and ``attnlab compare`` share it."""
+"""Evaluate a run folder's checkpoint on its task's test split: ``attnlab eval`` and ``attnlab compare`` share it."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from torch.utils.data import DataLoader
 
-from .checkpoint import CheckpointError, load_checkpoint, model_state
-from .config import TrainConfig
-from .distributed import DistContext, resolve_device
+from .distributed import DistContext
 from .loop import evaluate
-from .trainer import build_data, build_model, load_model_weights
+from .run_folder import LoadedRun
 
-__all__ = ["checkpoint_file", "load_run_model", "evaluate_run"]
-
-
-def checkpoint_file(path: str | Path) -> Path:
-    """A run folder -> its best.safetensors (else last.safetensors); a .safetensors file as it is."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.safetensors", "last.safetensors"):
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError(f"--checkpoint: {path} holds no best.safetensors or last.safetensors")
-    if not path.is_file():
-        raise CheckpointError(f"--checkpoint: no run folder or checkpoint at {path}")
-    return path
+__all__ = ["evaluate_run"]
 
 
-def load_run_model(path: str | Path, *, data: str | None = None, data_dir: str | None = None, device: str = "cpu"):
-    """(model in eval mode, DataBundle, config, checkpoint document) for a run folder or checkpoint file."""
-    file = checkpoint_file(path)
-    tensors, doc = load_checkpoint(file)
-    config = TrainConfig.from_dict(doc["config"])
-    if data is not None:
-        config.data = data
-    if data_dir is not None:
-        config.data_dir = data_dir
-    config.train_limit = None
-    bundle = build_data(config)
-    model = build_model(config, bundle)
-    load_model_weights(model, model_state(tensors), file)
-    return model.to(resolve_device(device)).eval(), bundle, config, doc
-
-
-def evaluate_run(
-    path: str | Path, *, data: str | None = None, data_dir: str | None = None, device: str = "cpu", workers: int = 0
-) -> dict:
-    model, bundle, config, doc = load_run_model(path, data=data, data_dir=data_dir, device=device)
-    ctx = DistContext(device=next(model.parameters()).device)
-    loader = DataLoader(bundle.test, 256, num_workers=workers)
-    metrics = evaluate(model, loader, bundle.num_classes, ctx)
+def evaluate_run(run: LoadedRun, *, workers: int = 0) -> dict:
+    """The task's metrics (``val_*``) and details of a loaded run on its test split, with what was evaluated."""
+    bundle = run.data()
+    ctx = DistContext(device=next(run.model.parameters()).device)
+    loader = DataLoader(bundle.test, run.task.eval_batch_size, num_workers=workers, collate_fn=bundle.collate_fn)
+    scalars, details = evaluate(run.model, loader, ctx, run.task, run.config.options, run.meta)
     return {
-        "checkpoint": str(checkpoint_file(path)),
-        "epoch": doc["epoch"],
-        "data": config.data,
-        "classes": bundle.classes,
-        **metrics,
+        "checkpoint": str(run.file),
+        "epoch": run.doc["epoch"],
+        "task": run.config.task,
+        "data": getattr(run.config.options, "data", None),
+        "metrics": scalars,
+        "details": details,
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["FORMATS", "ONNX_OPSET", "check_format", "export_model"]
+__all__ = ["FORMATS", "ONNX_OPSET", "check_format", "export_model", "input_names"]
 
 ONNX_OPSET = 17  # supported by every onnxruntime since 1.11 and by the main converters and runtimes
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "exported": ".pt2"}
@@ -26,28 +26,51 @@ def check_format(fmt: str) -> None:
         )
 
 
-def export_model(model: nn.Module, example: torch.Tensor, fmt: str, path: str | Path) -> Path:
-    """Write ``model`` (eval mode, traced on ``example``) as ``fmt``; the batch dimension stays dynamic."""
+def input_names(count: int) -> list[str]:
+    """ONNX input names: "input" for one input (the common case), "input0", "input1", … for several."""
+    return ["input"] if count == 1 else [f"input{i}" for i in range(count)]
+
+
+def export_model(
+    model: nn.Module,
+    example: torch.Tensor | tuple[torch.Tensor, ...],
+    fmt: str,
+    path: str | Path,
+    *,
+    dynamic: dict[int, dict[int, str]] | None = None,
+) -> Path:
+    """Write ``model`` (eval mode, traced on ``example``) as ``fmt``.
+
+    ``dynamic`` maps input index -> {dim: name} of the dimensions that stay free; default: the batch (dim 0)
+    of every input, and of the output.
+    """
     check_format(fmt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    inputs = (example,) if isinstance(example, torch.Tensor) else tuple(example)
+    dynamic = dynamic or {i: {0: "batch"} for i in range(len(inputs))}
+    names = input_names(len(inputs))
     model = model.eval()
     with torch.no_grad():
         if fmt == "onnx":
             torch.onnx.export(
                 model,
-                (example,),
+                inputs,
                 str(path),
                 opset_version=ONNX_OPSET,
-                input_names=["input"],
+                input_names=names,
                 output_names=["output"],
                 dynamo=False,
-                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                dynamic_axes={**{names[i]: axes for i, axes in dynamic.items()}, "output": {0: "batch"}},
             )
         elif fmt == "torchscript":
-            torch.jit.save(torch.jit.trace(model, example), str(path))
+            torch.jit.save(torch.jit.trace(model, inputs), str(path))
         else:
-            batch = torch.export.Dim("batch", min=1, max=1024)
-            program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+            dims = {}
+            shapes = []
+            for i in range(len(inputs)):
+                axes = dynamic.get(i, {})
+                shapes.append({d: dims.setdefault(n, torch.export.Dim(n, min=1, max=4096)) for d, n in axes.items()})
+            program = torch.export.export(model, inputs, dynamic_shapes=tuple(shapes))
             torch.export.save(program, str(path))
     return path

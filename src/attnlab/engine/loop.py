@@ -1,16 +1,17 @@
-"""One training epoch and one evaluation, each a small function over a loader."""
+"""One training epoch and one evaluation, each a small function over a loader, for any task."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..tasks import Task
 from .distributed import DistContext
 
 __all__ = ["NonFiniteLoss", "train_one_epoch", "evaluate", "set_bn_eval"]
@@ -31,81 +32,70 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
-def _to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """To the device, channels_last (the models are too: faster convolutions on CPU and GPU alike)."""
-    return x.to(device, non_blocking=True, memory_format=torch.channels_last), y.to(device, non_blocking=True)
-
-
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     ctx: DistContext,
+    task: Task,
+    options: Any,
+    meta: dict,
     *,
-    label_smoothing: float = 0.0,
     freeze_bn: bool = False,
-    on_step: Callable[[int, float, float], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> dict:
-    """Train over ``loader`` once, stepping the scheduler every batch; metrics summed over all ranks."""
+    """Train over ``loader`` once, stepping the scheduler every batch.
+
+    Returns ``train_loss``, the task's training metrics as ``train_<name>``, samples per second and seconds;
+    every sum is reduced over all ranks in one all-reduce."""
     model.train()
     if freeze_bn:
         set_bn_eval(model)
-    totals = torch.zeros(3, dtype=torch.float64)  # loss·n, correct, n
+    metric = task.metric(options, meta, training=True)
+    loss_sum, count = 0.0, 0
     start = time.perf_counter()
-    for x, y in loader:
-        x, y = _to_device(x, y, ctx.device)
+    for batch in loader:
+        inputs, target = task.to_device(batch, ctx.device)
         with _autocast(ctx.device):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            output = task.forward(model, inputs, training=True)
+            loss = task.loss(output, target, options)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(f"training loss is {loss.item()} at learning rate {scheduler.get_last_lr()[0]:.3g}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
-        n = y.shape[0]
-        step = torch.tensor([loss.item() * n, (logits.argmax(1) == y).sum().item(), n], dtype=torch.float64)
-        totals += step
+        n = inputs[0].shape[0]
+        loss_sum += loss.item() * n
+        count += n
+        metric.update(output, target, loss)
         if on_step is not None:
-            on_step(n, loss.item(), step[1].item() / n)
+            on_step(n, loss.item())
     seconds = time.perf_counter() - start
-    totals = ctx.all_reduce_sum(totals)
+    totals = ctx.all_reduce_sum(torch.cat([torch.tensor([loss_sum, count], dtype=torch.float64), metric.sums]))
+    metric.sums = totals[2:]
+    scalars, _ = metric.compute()
     return {
-        "train_loss": totals[0].item() / totals[2].item(),
-        "train_acc": totals[1].item() / totals[2].item(),
-        "images_per_s": totals[2].item() / seconds,
+        "train_loss": totals[0].item() / totals[1].item(),
+        **{f"train_{k}": v for k, v in scalars.items()},
+        f"{task.unit}_per_s": totals[1].item() / seconds,
         "seconds": seconds,
     }
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, num_classes: int, ctx: DistContext) -> dict:
-    """Loss, top-1, top-5, per-class accuracy and the confusion matrix (rows: true, columns: predicted)."""
+def evaluate(
+    model: nn.Module, loader: DataLoader, ctx: DistContext, task: Task, options: Any, meta: dict
+) -> tuple[dict[str, float], dict]:
+    """(``val_<name>`` scalars, details such as a confusion matrix) of the task's metric over ``loader``."""
     model.eval()
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.float64)
-    totals = torch.zeros(3, dtype=torch.float64)  # loss·n, top-5 correct, n
-    k = min(5, num_classes)
-    for x, y in loader:
-        x, y = _to_device(x, y, ctx.device)
+    metric = task.metric(options, meta, training=False)
+    for batch in loader:
+        inputs, target = task.to_device(batch, ctx.device)
         with _autocast(ctx.device):
-            logits = model(x)
-        logits = logits.float()
-        loss = F.cross_entropy(logits, y, reduction="sum")
-        top5 = (logits.topk(k, dim=1).indices == y[:, None]).any(dim=1).sum()
-        totals += torch.tensor([loss.item(), top5.item(), y.shape[0]], dtype=torch.float64)
-        confusion += (
-            torch.bincount((y * num_classes + logits.argmax(1)).cpu(), minlength=num_classes**2)
-            .view(num_classes, num_classes)
-            .double()
-        )
-    totals, confusion = ctx.all_reduce_sum(totals), ctx.all_reduce_sum(confusion)
-    n = totals[2].item()
-    per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
-    return {
-        "val_loss": totals[0].item() / n,
-        "val_acc": confusion.diag().sum().item() / n,
-        "val_top5": totals[1].item() / n,
-        "per_class_acc": per_class.tolist(),
-        "confusion": confusion.long().tolist(),
-    }
+            output = task.forward(model, inputs, training=False)
+        metric.update(output, target, None)
+    metric.sums = ctx.all_reduce_sum(metric.sums)
+    scalars, details = metric.compute()
+    return {f"val_{k}": v for k, v in scalars.items()}, details

@@ -1,10 +1,10 @@
-"""Training runs: ``fit`` composes build_data, build_model, build_optimizer, train_one_epoch and evaluate.
+"""Training runs, for any task: ``fit`` composes build_data, build_model, build_optimizer, train_one_epoch and
+evaluate; the task says what the data, model, loss and metrics are.
 
-The run folder (``--out``) holds config.json (the resolved arguments), metrics.jsonl (one line per epoch),
-last.safetensors (+ .json) every epoch, best.safetensors (+ .json) on improvement, summary.json at the end.
-A run is reproducible: every epoch reseeds all RNGs from (seed, epoch) and shuffles by (seed, epoch),
-so resuming from the last finished epoch, even after ``kill -9`` mid-epoch, ends with the same weights
-and metrics as an uninterrupted run on CPU.
+The run folder (``--out``, see ``run_folder``) holds config.json, metrics.jsonl, last/best checkpoints,
+summary.json and curves.png. A run is reproducible: every epoch reseeds all RNGs from (seed, epoch) and
+shuffles by (seed, epoch), so resuming from the last finished epoch, even after ``kill -9`` mid-epoch, ends
+with the same weights and metrics as an uninterrupted run on CPU.
 """
 
 from __future__ import annotations
@@ -22,23 +22,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from ..data.registry import DATASETS, DataBundle, build_dataset
 from ..data.seeded import EpochSeeded, epoch_seed
-from ..layers.registry import attention_info
-from ..models.registry import create_model, get_model_builder
-from ..report.cost import count_flops, count_params
-from ..report.progress import EpochProgress
-from .checkpoint import (
-    CheckpointError,
-    atomic_write_text,
-    load_checkpoint,
-    model_state,
-    restore_optimizer,
-    save_checkpoint,
-)
+from ..measure.cost import count_flops, count_params
+from ..tasks import TaskData
+from .checkpoint import atomic_write_text, load_checkpoint, model_state, restore_optimizer, save_checkpoint
 from .config import TrainConfig
 from .distributed import DistContext, setup_distributed
 from .loop import NonFiniteLoss, evaluate, train_one_epoch
+from .progress import EpochProgress
+from .run_folder import BEST, CURVES, LAST, METRICS, SUMMARY, RunError, load_model_weights, prepare_run_dir
 
 __all__ = [
     "RunOptions",
@@ -47,13 +39,9 @@ __all__ = [
     "build_model",
     "build_loaders",
     "build_optimizer",
-    "load_model_weights",
     "RunError",
+    "seed_everything",
 ]
-
-
-class RunError(ValueError):
-    """A run that cannot start or go on, with what to do about it."""
 
 
 @dataclass
@@ -77,23 +65,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_data(config: TrainConfig, download: bool = False) -> DataBundle:
-    data = build_dataset(config.data, root=config.data_dir, download=download)
-    if config.train_limit is not None and config.train_limit < len(data.train):
-        data.train = Subset(data.train, range(config.train_limit))
-    data.train = EpochSeeded(data.train, config.seed)  # augmentation by (seed, epoch, index)
+def build_data(config: TrainConfig, download: bool = False) -> TaskData:
+    """The task's data, the training split cut to ``train_limit`` and augmented by (seed, epoch, index)."""
+    data = config.task_object.build_data(config.options, download=download)
+    if config.recipe.train_limit is not None and config.recipe.train_limit < len(data.train):
+        data.train = Subset(data.train, range(config.recipe.train_limit))
+    data.train = EpochSeeded(data.train, config.recipe.seed)
     return data
 
 
-def build_model(config: TrainConfig, data: DataBundle) -> nn.Module:
-    torch.manual_seed(config.seed)
-    return create_model(
-        config.model,
-        num_classes=data.num_classes,
-        attention=config.attention,
-        stem=config.stem or data.stem,
-        in_chans=data.in_chans,
-    )
+def build_model(config: TrainConfig, meta: dict) -> nn.Module:
+    torch.manual_seed(config.recipe.seed)
+    return config.task_object.build_model(config.options, meta)
 
 
 def one_cycle(step: int, total: int, warmup: float = 0.25, start: float = 1 / 25, end: float = 1e-4) -> float:
@@ -107,6 +90,7 @@ def one_cycle(step: int, total: int, warmup: float = 0.25, start: float = 1 / 25
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module, steps_per_epoch: int):
+    config = config.recipe
     decay, no_decay = [], []
     for p in model.parameters():  # no weight decay on biases and normalization scales
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -123,61 +107,18 @@ def build_optimizer(config: TrainConfig, model: nn.Module, steps_per_epoch: int)
     return optimizer, scheduler
 
 
-def load_model_weights(model: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
-    """Strict load with a message naming the keys that differ (another model or attention)."""
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [k for k in set(own) & set(state) if own[k].shape != state[k].shape]
-    if missing or unexpected or shapes:
-        raise CheckpointError(
-            f"checkpoint: {where} is from another model or attention: missing {missing[:4]}, "
-            f"unexpected {unexpected[:4]}, other shapes {shapes[:4]}"
-        )
-    model.load_state_dict(state)
-
-
-def build_loaders(data: DataBundle, config: TrainConfig, ctx: DistContext, workers: int):
+def build_loaders(data: TaskData, config: TrainConfig, ctx: DistContext, workers: int):
     """(train loader, test loader, train sampler) for this process's rank."""
     pin = ctx.device.type == "cuda"
-    per_rank = max(1, config.batch_size // ctx.world_size)  # --batch-size is the global batch
+    per_rank = max(1, config.recipe.batch_size // ctx.world_size)  # --batch-size is the global batch
     # One process or many, the same seeded permutation per epoch: rank r takes every world_size-th index, so
     # the ranks' batches b together are exactly the one-process batch b.
-    sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=config.seed)
-    train = DataLoader(data.train, per_rank, sampler=sampler, num_workers=workers, pin_memory=pin)
+    sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=config.recipe.seed)
+    common = {"num_workers": workers, "pin_memory": pin, "collate_fn": data.collate_fn}
+    train = DataLoader(data.train, per_rank, sampler=sampler, **common)
     test_part = Subset(data.test, range(ctx.rank, len(data.test), ctx.world_size))  # disjoint shards, no padding
-    test = DataLoader(test_part, 256, num_workers=workers, pin_memory=pin)
+    test = DataLoader(test_part, config.task_object.eval_batch_size, **common)
     return train, test, sampler
-
-
-def _prepare_run_dir(out: Path, config: TrainConfig, opts: RunOptions) -> None:
-    """Refuse to mix runs: an --out holding another run needs --resume (same config) or --overwrite."""
-    saved = out / "config.json"
-    if opts.resume:
-        if not (out / "last.safetensors").is_file():
-            raise RunError(f"--resume: nothing to resume in {out} (no last.safetensors); start without --resume")
-        before = TrainConfig.from_dict(json.loads(saved.read_text())).to_dict() if saved.is_file() else {}
-        diff = {k: (before.get(k), v) for k, v in config.to_dict().items() if before.get(k) != v}
-        if diff:
-            raise RunError(
-                f"--resume: the arguments differ from the run in {out}: "
-                + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
-            )
-        return
-    if out.exists() and any(out.iterdir()) and not opts.overwrite:
-        raise RunError(f"--out: {out} already holds a run; pass --resume to continue it or --overwrite to replace it")
-    if opts.overwrite and out.exists():
-        for name in (
-            "last.safetensors",
-            "last.json",
-            "best.safetensors",
-            "best.json",
-            "metrics.jsonl",
-            "summary.json",
-            "config.json",
-        ):
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(saved, json.dumps(config.to_dict(), indent=2) + "\n")
 
 
 def _rng_state() -> dict:
@@ -210,11 +151,12 @@ def fit(config: TrainConfig, opts: RunOptions) -> dict | None:
 
 
 def check_names(config: TrainConfig) -> None:
-    """Unknown model, attention or data names fail before anything is written, with suggestions."""
-    get_model_builder(config.model)
-    if config.attention is not None:
-        attention_info(config.attention)
-    DATASETS.get(config.data)
+    """Unknown names (model, attention, data …) fail before anything is written, with suggestions."""
+    config.task_object.check_names(config.options)
+
+
+def _improves(value: float, best: float | None, mode: str) -> bool:
+    return best is None or (value > best if mode == "max" else value < best)
 
 
 @dataclass
@@ -223,17 +165,18 @@ class _RunState:
 
     epoch: int = 0
     history: list = field(default_factory=list)
-    best: float = 0.0
+    best: float | None = None  # of the task's monitored metric
     wall_seconds: float = 0.0  # of the finished epochs, over every process that worked on the run
 
 
-def _resume(out: Path, model: nn.Module, optimizer, scheduler) -> _RunState:
-    tensors, doc = load_checkpoint(out / "last.safetensors")
-    load_model_weights(model, model_state(tensors), out / "last.safetensors")
+def _resume(out: Path, model: nn.Module, optimizer, scheduler, monitor: str) -> _RunState:
+    tensors, doc = load_checkpoint(out / LAST)
+    load_model_weights(model, model_state(tensors), out / LAST)
     restore_optimizer(optimizer, tensors, doc)
     scheduler.load_state_dict(doc["scheduler"])
     _restore_rng(tensors, doc)
-    return _RunState(doc["epoch"], doc["history"], doc["best_val_acc"], doc.get("wall_seconds", 0.0))
+    best = doc["best"]["value"] if "best" in doc else doc.get(f"best_{monitor}")  # (runs before tasks: best_val_acc)
+    return _RunState(doc["epoch"], doc["history"], best, doc.get("wall_seconds", 0.0))
 
 
 def _wrap(model: nn.Module, opts: RunOptions, ctx: DistContext) -> nn.Module:
@@ -246,7 +189,7 @@ def _wrap(model: nn.Module, opts: RunOptions, ctx: DistContext) -> nn.Module:
     return torch.compile(net) if opts.compile else net
 
 
-def _load_data(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> DataBundle:
+def _load_data(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> TaskData:
     """The data set; with --download rank 0 fetches it while the other ranks wait."""
     if opts.download and not ctx.is_main:
         ctx.barrier()
@@ -256,94 +199,102 @@ def _load_data(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> DataB
     return data
 
 
-def _save_epoch(out: Path, config, data, model, optimizer, scheduler, state: _RunState, val: dict, improved: bool):
+def _save_epoch(out: Path, config, data, model, optimizer, scheduler, state: _RunState, details: dict, improved: bool):
     """last.* every epoch, best.* on improvement, metrics.jsonl: each written atomically."""
     meta = {
         "config": config.to_dict(),
         "epoch": state.epoch,
         "history": state.history,
-        "best_val_acc": state.best,
+        "best": {"metric": config.task_object.monitor[0], "value": state.best},
         "wall_seconds": state.wall_seconds,
-        "eval": {k: val[k] for k in ("per_class_acc", "confusion")},
-        "classes": data.classes,
+        "eval": details,
+        "data_meta": data.meta,
     }
-    save_checkpoint(out / "last.safetensors", model, meta, optimizer=optimizer, scheduler=scheduler, rng=_rng_state())
+    save_checkpoint(out / LAST, model, meta, optimizer=optimizer, scheduler=scheduler, rng=_rng_state())
     if improved:
-        save_checkpoint(out / "best.safetensors", model, meta)
-    atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in state.history))
+        save_checkpoint(out / BEST, model, meta)
+    atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in state.history))
 
 
-def _summary(config: TrainConfig, data: DataBundle, model: nn.Module, state: _RunState, device) -> dict:
-    history = state.history
-    image = torch.zeros(1, data.in_chans, data.image_size, data.image_size, device=device)
+def _summary(config: TrainConfig, data: TaskData, model: nn.Module, state: _RunState, device) -> dict:
+    task, history = config.task_object, state.history
+    monitor, rate = task.monitor[0], f"{task.unit}_per_s"
+    example = [x.to(device) for x in task.example_input(config.options, data.meta)]
     return {
-        "final_val_acc": history[-1]["val_acc"] if history else None,
-        "best_val_acc": state.best,
+        f"final_{monitor}": history[-1][monitor] if history else None,
+        f"best_{monitor}": state.best,
+        "monitor": monitor,
         "params": count_params(model),
-        "gflops": count_flops(model, image) / 1e9,
+        "gflops": count_flops(model, *example) / 1e9,
         "wall_seconds": state.wall_seconds,
         "epochs": len(history),
-        "train_images_per_s": float(np.mean([r["images_per_s"] for r in history])) if history else None,
-        "model": config.model,
-        "attention": config.attention,
-        "data": config.data,
-        "seed": config.seed,
+        f"train_{rate}": float(np.mean([r[rate] for r in history])) if history else None,
+        "task": config.task,
+        **config.to_dict(),
     }
+
+
+def _say(ctx: DistContext, opts: RunOptions, lines: list[str]) -> None:
+    if ctx.is_main and opts.progress:
+        for line in lines:
+            print(line, flush=True)
 
 
 def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None:
     out = Path(opts.out)
+    task, recipe = config.task_object, config.recipe
+    monitor, mode = task.monitor
     check_names(config)
     if ctx.is_main:
-        _prepare_run_dir(out, config, opts)
+        prepare_run_dir(out, config, resume=opts.resume, overwrite=opts.overwrite)
     ctx.barrier()
     wall_start = time.perf_counter()
     data = _load_data(config, opts, ctx)
-    model = build_model(config, data).to(ctx.device, memory_format=torch.channels_last)
+    _say(ctx, opts, data.meta.get("notes", []))
+    model = task.prepare_model(build_model(config, data.meta), ctx.device)
     train_loader, test_loader, sampler = build_loaders(data, config, ctx, opts.workers)
     optimizer, scheduler = build_optimizer(config, model, len(train_loader))
-    state = _resume(out, model, optimizer, scheduler) if opts.resume else _RunState()
+    state = _resume(out, model, optimizer, scheduler, monitor) if opts.resume else _RunState()
     wall_before = state.wall_seconds - wall_start  # + perf_counter(): the run's wall time so far
     net = _wrap(model, opts, ctx)
 
     interrupted, failure = False, None
     try:
-        for epoch in range(state.epoch, config.epochs):
-            seed_everything(epoch_seed(config.seed, epoch))
+        for epoch in range(state.epoch, recipe.epochs):
+            seed_everything(epoch_seed(recipe.seed, epoch))
             sampler.set_epoch(epoch)  # the shuffle
             data.train.set_epoch(epoch)  # the augmentation
             lr = scheduler.get_last_lr()[0]
             show = opts.progress and ctx.is_main
-            with EpochProgress(epoch + 1, config.epochs, len(train_loader.dataset), enabled=show) as progress:
+            total = len(train_loader.dataset)
+            with EpochProgress(epoch + 1, recipe.epochs, total, task.unit, enabled=show) as progress:
                 stats = train_one_epoch(
                     net,
                     train_loader,
                     optimizer,
                     scheduler,
                     ctx,
-                    label_smoothing=config.label_smoothing,
-                    freeze_bn=config.freeze_bn,
+                    task,
+                    config.options,
+                    data.meta,
+                    freeze_bn=recipe.freeze_bn,
                     on_step=progress.update,
                 )
-            val = evaluate(net, test_loader, data.num_classes, ctx)
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": stats["train_loss"],
-                "train_acc": stats["train_acc"],
-                "val_loss": val["val_loss"],
-                "val_acc": val["val_acc"],
-                "val_top5": val["val_top5"],
-                "lr": lr,
-                "images_per_s": stats["images_per_s"],
-                "seconds": stats["seconds"],
-            }
-            improved = val["val_acc"] > state.best
-            state.epoch, state.best = epoch + 1, max(state.best, val["val_acc"])
+            val, details = evaluate(net, test_loader, ctx, task, config.options, data.meta)
+            rate = f"{task.unit}_per_s"
+            train_metrics = {k: v for k, v in stats.items() if k.startswith("train_")}
+            record = {"epoch": epoch + 1, **train_metrics, **val, "lr": lr, rate: stats[rate]}
+            record["seconds"] = stats["seconds"]
+            if monitor not in record:
+                raise RunError(f"task {task.name!r} monitors {monitor!r}, which its metrics do not report")
+            improved = _improves(record[monitor], state.best, mode)
+            state.epoch = epoch + 1
+            state.best = record[monitor] if improved else state.best
             state.history.append(record)
             state.wall_seconds = wall_before + time.perf_counter()
             progress.line(record)
             if ctx.is_main:
-                _save_epoch(out, config, data, model, optimizer, scheduler, state, val, improved)
+                _save_epoch(out, config, data, model, optimizer, scheduler, state, details, improved)
             ctx.barrier()
     except KeyboardInterrupt:
         interrupted = True
@@ -353,7 +304,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     if ctx.is_main and (interrupted or failure):
         what = "interrupted" if interrupted else f"stopped: {failure}"
         done = state.epoch
-        keep = f"the last good checkpoint (epoch {done}) is {out / 'last.safetensors'}" if done else "no epoch finished"
+        keep = f"the last good checkpoint (epoch {done}) is {out / LAST}" if done else "no epoch finished"
         raise RunError(
             f"training {what}; {keep}. Resume with the same command and --resume"
             + ("" if interrupted else " after lowering --lr")
@@ -362,11 +313,9 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     summary = _summary(config, data, model, state, ctx.device)
     if not ctx.is_main:
         return None
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     if state.history:
         from ..report.curves import plot_curves  # matplotlib only at the end
 
-        plot_curves(
-            state.history, out / "curves.png", f"{config.model} + {config.attention or 'none'} on {config.data}"
-        )
+        plot_curves(state.history, out / CURVES, task.title(config.options))
     return summary

@@ -51,7 +51,7 @@ class ZPool(nn.Module):
     """(B, C, H, W) -> (B, 2, H, W): max and mean over channels (CBAM's ChannelPool, Triplet's Z-pool).
 
     The max is ``torch.max`` with indices, as both official codes: its backward scatters the gradient to the
-    argmax (a tie sends it to one element), about 2× faster on CPU than ``amax``'s mask-and-divide backward.
+    argmax (a tie sends it to one element), cheaper than ``amax``'s mask-and-divide backward.
     """
 
     def forward(self, x: Tensor) -> Tensor:

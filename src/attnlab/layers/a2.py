@@ -15,7 +15,6 @@ from .registry import register_attention
     venue="NeurIPS",
     year=2018,
     url="https://arxiv.org/abs/1810.11579",
-    placement="nonlocal",
 )
 class DoubleAttention(nn.Module):
     """Double attention: gather global descriptors with second-order pooling, then distribute them.

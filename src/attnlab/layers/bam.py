@@ -15,7 +15,6 @@ from .registry import register_attention
     venue="BMVC",
     year=2018,
     url="https://arxiv.org/abs/1807.06514",
-    placement="stage",
 )
 class BAM(nn.Module):
     """BAM: parallel channel and spatial branches, one 3-D attention map, a residual refinement.

@@ -53,5 +53,5 @@ class ChannelGate(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # Max pooling with indices, as the official code (F.max_pool2d over the whole map): its backward
-        # scatters to the argmax, about 2× faster on CPU than amax's mask-and-divide backward.
+        # scatters to the argmax, cheaper than amax's mask-and-divide backward.
         return self.gate(self.mlp(x.mean(dim=(2, 3), keepdim=True)) + self.mlp(F.adaptive_max_pool2d(x, 1)))

@@ -16,7 +16,6 @@ from .registry import register_attention
     venue="ICCV",
     year=2019,
     url="https://arxiv.org/abs/1811.11721",
-    placement="nonlocal",
 )
 class CrissCrossAttention(nn.Module):
     """Criss-cross attention: each position attends to the positions in its row and its column.

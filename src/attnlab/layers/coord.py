@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._shared import check_channels, factory_kwargs
+from ._shared import check_channels, factory_kwargs, reduced
 from .registry import register_attention
 
 
@@ -33,7 +33,7 @@ class CoordinateAttention(nn.Module):
         super().__init__()
         check_channels(channels)
         f = factory_kwargs(device, dtype)
-        mip = max(min_channels, int(channels // reduction))
+        mip = reduced(channels, reduction, min_channels)  # the paper's mip = max(8, C / r)
         self.conv1 = nn.Conv2d(channels, mip, 1, **f)
         self.bn1 = nn.BatchNorm2d(mip, **f)
         self.act = nn.Hardswish()

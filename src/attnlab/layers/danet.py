@@ -17,7 +17,6 @@ from .registry import register_attention
     venue="CVPR",
     year=2019,
     url="https://arxiv.org/abs/1809.02983",
-    placement="nonlocal",
 )
 class DualAttention(nn.Module):
     """DANet: a position attention module (PAM) and a channel attention module (CAM), summed.

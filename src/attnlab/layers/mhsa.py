@@ -30,8 +30,6 @@ def relative_logits(q: Tensor, rel: Tensor, size: int, max_size: int, dim: int) 
     venue="CVPR",
     year=2021,
     url="https://arxiv.org/abs/2101.11605",
-    placement="conv",
-    stages=(4,),
 )
 class BottleneckMHSA(nn.Module):
     """BoTNet's all-to-all multi-head self-attention over a feature map, built on ``SelfAttention2d``.

@@ -17,7 +17,6 @@ from .registry import register_attention
     venue="CVPR",
     year=2018,
     url="https://arxiv.org/abs/1711.07971",
-    placement="nonlocal",
 )
 class NonLocal2d(nn.Module):
     """Non-local block, embedded-Gaussian version: every position attends to every position.

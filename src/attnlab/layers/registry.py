@@ -5,12 +5,8 @@
     class SqueezeExcite(nn.Module): ...
 
 Categories are those of "Attention Mechanisms in Computer Vision: A Survey" (Guo et al., 2022).
-Placements say where a module goes in a ResNet by default, as its paper puts it:
-"block" (inside every residual block, after the last BN of the residual branch, before the addition),
-"stage" (after stages 1-3, between stages, as BAM), "nonlocal" (after some blocks of stages 2 and 3, as
-the non-local paper; also the home of CCNet's and DANet's all-position attention, which their papers put
-after a segmentation backbone rather than inside a classifier), "conv" (replaces the block's 3×3
-convolution: the branch modules, and BoTNet's MHSA in the last stage).
+The registry says what a module is; where it goes in a network is the network's knowledge (a ResNet's
+places are in ``models/placement.py``, a U-Net places modules its own way).
 """
 
 from __future__ import annotations
@@ -23,8 +19,6 @@ from .._names import Registry
 
 __all__ = [
     "CATEGORIES",
-    "PLACEMENTS",
-    "DEFAULT_STAGES",
     "AttentionInfo",
     "register_attention",
     "list_attentions",
@@ -34,9 +28,6 @@ __all__ = [
 ]
 
 CATEGORIES = ("channel", "spatial", "temporal", "branch", "channel_spatial", "spatial_temporal")
-PLACEMENTS = ("block", "stage", "nonlocal", "conv")
-# The ResNet stages (1-4 = layer1-layer4) each placement uses unless a module or the caller says otherwise.
-DEFAULT_STAGES = {"block": (1, 2, 3, 4), "stage": (1, 2, 3), "nonlocal": (2, 3), "conv": (1, 2, 3, 4)}
 
 
 @dataclass(frozen=True)
@@ -49,10 +40,7 @@ class AttentionInfo:
     venue: str
     year: int
     url: str
-    placement: str
-    stages: tuple[int, ...]
     cls: type[nn.Module] = field(repr=False)
-    resnet_kwargs: dict = field(default_factory=dict, repr=False)
 
     @property
     def has_params(self) -> bool:
@@ -76,26 +64,13 @@ def register_attention(
     venue: str,
     year: int,
     url: str,
-    placement: str = "block",
-    stages: tuple[int, ...] | None = None,
-    resnet_kwargs: dict | None = None,
 ):
-    """Class decorator adding a module to the registry; a name is taken once.
-
-    ``placement`` and ``stages`` say where the paper puts the module in a ResNet (see the module doc);
-    ``resnet_kwargs`` are defaults a ResNet passes when it embeds the module (a user's kwargs win).
-    """
+    """Class decorator adding a module to the registry; a name is taken once."""
     if category not in CATEGORIES:
         raise ValueError(f"category: expected one of {CATEGORIES}, got {category!r}")
-    if placement not in PLACEMENTS:
-        raise ValueError(f"placement: expected one of {PLACEMENTS}, got {placement!r}")
 
     def decorate(cls: type[nn.Module]) -> type[nn.Module]:
-        where = DEFAULT_STAGES[placement] if stages is None else tuple(stages)
-        _REGISTRY.add(
-            name,
-            AttentionInfo(name, category, paper, venue, year, url, placement, where, cls, dict(resnet_kwargs or {})),
-        )
+        _REGISTRY.add(name, AttentionInfo(name, category, paper, venue, year, url, cls))
         return cls
 
     return decorate

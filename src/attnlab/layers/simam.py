@@ -39,7 +39,7 @@ class SimAM(nn.Module):
         n = max(x.shape[2] * x.shape[3] - 1, 1)
         d = (x - x.mean(dim=(2, 3), keepdim=True)).square()  # (t − μ̂)²               (B, C, H, W)
         inv = (4 * (d.sum(dim=(2, 3), keepdim=True) / n + self.e_lambda)).reciprocal()  # (B, C, 1, 1)
-        # d · inv + 1/2 in one pass over the map: 0.77× the forward + backward time of divide, then add
+        # d · inv + 1/2 in one pass over the map: one pass fewer than divide, then add
         energy_inv = torch.addcmul(d.new_full((), 0.5), d, inv)
         return x * self.gate(energy_inv)
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._shared import check_channels, factory_kwargs
+from ._shared import check_channels, factory_kwargs, reduced
 from .registry import register_attention
 
 
@@ -18,8 +18,6 @@ from .registry import register_attention
     venue="CVPR",
     year=2019,
     url="https://arxiv.org/abs/1903.06586",
-    placement="conv",
-    resnet_kwargs={"groups": 1},  # as the 3×3 conv it replaces in a ResNet
 )
 class SelectiveKernel(nn.Module):
     """Selective kernel convolution: branches with different receptive fields, mixed by a softmax attention.
@@ -47,7 +45,7 @@ class SelectiveKernel(nn.Module):
         num_branches: int = 2,
         groups: int = 32,
         reduction: float = 16,
-        min_dim: int = 32,
+        min_channels: int = 32,
         device=None,
         dtype=None,
     ) -> None:
@@ -67,7 +65,7 @@ class SelectiveKernel(nn.Module):
             )
             for m in range(num_branches)
         )
-        d = max(int(out // reduction), min_dim)
+        d = reduced(out, reduction, min_channels)  # the paper's d = max(C/r, L), L = 32
         self.fc = nn.Sequential(nn.Conv2d(out, d, 1, bias=False, **f), nn.BatchNorm2d(d, **f), nn.ReLU())
         self.fcs = nn.Conv2d(d, out * num_branches, 1, bias=False, **f)
         self.gate = nn.Softmax(dim=1)

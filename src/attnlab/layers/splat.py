@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ._shared import check_channels, factory_kwargs
+from ._shared import check_channels, factory_kwargs, reduced
 from .registry import register_attention
 
 
@@ -32,7 +32,6 @@ class RadixSoftmax(nn.Module):
     venue="CVPRW",
     year=2022,
     url="https://arxiv.org/abs/2004.08955",
-    placement="conv",
 )
 class SplitAttention(nn.Module):
     """Split attention: a grouped 3×3 conv makes R splits per cardinal group, mixed by a radix softmax.
@@ -42,7 +41,8 @@ class SplitAttention(nn.Module):
         a = r-softmax(W2 ReLU(BN(W1 s)))     Eq. 2, W1: C_out -> inter, W2: inter -> C_out·R, groups K
         out = Σ_r a_r U_r                     Eq. 3
 
-    Radix R = 2, cardinality K = 1, inter = max(C·R / 4, 32): ResNeSt-50's defaults (official code).
+    Radix R = 2, cardinality K = 1, inter = max(C·R / r, 32) with ``reduction`` r = 4 and ``min_channels`` 32:
+    ResNeSt-50's defaults (the official code calls them ``reduction_factor`` and the floor of ``inter_channels``).
     A branch module: in a ResNet it replaces the block's 3×3 convolution (``out_channels``, ``stride``).
     The weights pass through ``gate``. Parameters: 9·C·C_out·R/(K·R) + 2C_out·R + C_out·inter/K + inter
     + 2·inter + inter·C_out·R/K + C_out·R.
@@ -56,8 +56,8 @@ class SplitAttention(nn.Module):
         stride: int = 1,
         radix: int = 2,
         cardinality: int = 1,
-        reduction_factor: int = 4,
-        min_inter: int = 32,
+        reduction: float = 4,
+        min_channels: int = 32,
         device=None,
         dtype=None,
     ) -> None:
@@ -67,7 +67,7 @@ class SplitAttention(nn.Module):
         out = channels if out_channels is None else check_channels(out_channels, name="out_channels")
         check_channels(out, multiple_of=cardinality, name="out_channels")
         f = factory_kwargs(device, dtype)
-        inter = max(channels * radix // reduction_factor, min_inter)
+        inter = reduced(channels * radix, reduction, min_channels)  # the official code's inter_channels
         self.radix = radix
         self.conv = nn.Conv2d(channels, out * radix, 3, stride=stride, padding=1, groups=groups, bias=False, **f)
         self.bn0 = nn.BatchNorm2d(out * radix, **f)

@@ -14,7 +14,7 @@ one submodule named ``attn`` per place and nothing else:
                 itself, with its stride (SK, split attention, BoTNet MHSA)
 
 Stages are numbered 1-4 for layer1-layer4. ``placement=None`` and ``stages=None`` take the module's
-own defaults from the registry (its paper's). The blocks' 3×3 convolutions are ``Conv3x3`` (an
+paper's place (``models/placement.py``). The blocks' 3×3 convolutions are ``Conv3x3`` (an
 ``nn.Conv2d`` with the same keys) which computes maps of at most 2×2 as one exact matrix product.
 """
 
@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..layers.registry import DEFAULT_STAGES, PLACEMENTS, attention_info
+from ..layers.registry import attention_info
 from .conv import Conv3x3
+from .placement import DEFAULT_STAGES, PLACEMENTS, paper_place
 from .registry import register_model
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "STEMS"]
@@ -62,8 +63,13 @@ def plan_attention(
         return None
     defaults: dict = {}
     if isinstance(attention, str):
-        info = attention_info(attention)
-        cls, own_placement, own_stages, defaults = info.cls, info.placement, info.stages, info.resnet_kwargs
+        place = paper_place(attention)
+        cls, own_placement, own_stages, defaults = (
+            attention_info(attention).cls,
+            place.placement,
+            place.resolved_stages,
+            place.kwargs,
+        )
     elif isinstance(attention, type) and issubclass(attention, nn.Module):
         cls, own_placement, own_stages = attention, "block", DEFAULT_STAGES["block"]
     else:

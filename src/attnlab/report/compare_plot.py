@@ -1,4 +1,4 @@
-"""compare.png: accuracy against GFLOPs, one point per attention module, error bars over seeds."""
+"""compare.png: the monitored metric against GFLOPs, one point per compared row, error bars over seeds."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ __all__ = ["plot_comparison"]
 
 
 def plot_comparison(rows: list[dict], path: str | Path, title: str) -> Path:
+    """``rows``: engine.compare.aggregate's (variant, monitor, final_mean, final_std, gflops)."""
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
     for r in rows:
-        ax.errorbar(r["gflops"], 100 * r["acc_mean"], yerr=100 * r["acc_std"], fmt="o", capsize=4, label=r["attention"])
-        ax.annotate(r["attention"], (r["gflops"], 100 * r["acc_mean"]), textcoords="offset points", xytext=(6, 4))
-    ax.set_xlabel("GFLOPs per image (torch.utils.flop_counter)")
-    ax.set_ylabel("test top-1 accuracy (%), mean ± std over seeds")
+        ax.errorbar(r["gflops"], r["final_mean"], yerr=r["final_std"], fmt="o", capsize=4, label=r["variant"])
+        ax.annotate(r["variant"], (r["gflops"], r["final_mean"]), textcoords="offset points", xytext=(6, 4))
+    ax.set_xlabel("GFLOPs per sample (torch.utils.flop_counter)")
+    ax.set_ylabel(f"{rows[0]['monitor']}, final epoch, mean ± std over seeds")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="best")

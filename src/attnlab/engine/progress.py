@@ -8,17 +8,41 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["EpochProgress"]
+__all__ = ["EpochProgress", "format_record"]
+
+# what the epoch line leaves out (shown differently or not at all)
+_HIDDEN = ("epoch", "lr", "seconds")
+
+
+def format_record(record: dict, epochs: int, unit: str) -> str:
+    """``epoch 3/15  train_loss 0.5174  val_acc 0.9830 …  lr 0.0562  814 images/s  4.9 s``."""
+    rate_key = f"{unit}_per_s"
+    metrics = "  ".join(
+        f"{k} {v:.4f}" for k, v in record.items() if k not in (*_HIDDEN, rate_key) and isinstance(v, float)
+    )
+    return (
+        f"epoch {record['epoch']}/{epochs}  {metrics}  lr {record['lr']:.3g}  "
+        f"{record[rate_key]:.0f} {unit}/s  {record['seconds']:.1f} s"
+    )
 
 
 class EpochProgress:
-    """``with EpochProgress(epoch, epochs, total_images) as p: p.update(n, loss, acc)``; silent unless enabled."""
+    """``with EpochProgress(epoch, epochs, total, unit) as p: p.update(n, loss)``; silent unless enabled."""
 
-    def __init__(self, epoch: int, epochs: int, total: int, *, enabled: bool = True, console: Console | None = None):
-        self.epoch, self.epochs, self.total, self.enabled = epoch, epochs, total, enabled
+    def __init__(
+        self,
+        epoch: int,
+        epochs: int,
+        total: int,
+        unit: str = "samples",
+        *,
+        enabled: bool = True,
+        console: Console | None = None,
+    ):
+        self.epoch, self.epochs, self.total, self.unit, self.enabled = epoch, epochs, total, unit, enabled
         self.console = console or Console(file=sys.stderr)
         self.bar: Progress | None = None
-        self.seen, self.loss_sum, self.correct, self.start = 0, 0.0, 0.0, time.perf_counter()
+        self.seen, self.loss_sum, self.start = 0, 0.0, time.perf_counter()
 
     def __enter__(self) -> EpochProgress:
         if self.enabled and self.console.is_terminal:
@@ -35,13 +59,12 @@ class EpochProgress:
             self.task = self.bar.add_task("train", total=self.total, stats="")
         return self
 
-    def update(self, n: int, loss: float, acc: float) -> None:
+    def update(self, n: int, loss: float) -> None:
         self.seen += n
         self.loss_sum += loss * n
-        self.correct += acc * n
         if self.bar is not None:
             rate = self.seen / max(time.perf_counter() - self.start, 1e-9)
-            stats = f"loss {self.loss_sum / self.seen:.4f}  acc {self.correct / self.seen:.4f}  {rate:.0f} img/s"
+            stats = f"loss {self.loss_sum / self.seen:.4f}  {rate:.0f} {self.unit}/s"
             self.bar.update(self.task, completed=self.seen, stats=stats)
 
     def __exit__(self, *exc) -> None:
@@ -51,10 +74,4 @@ class EpochProgress:
     def line(self, record: dict) -> None:
         """The epoch's one-line summary (always printed, terminal or not)."""
         if self.enabled:
-            self.console.print(
-                f"epoch {record['epoch']}/{self.epochs}  train loss {record['train_loss']:.4f} "
-                f"acc {record['train_acc']:.4f}  val loss {record['val_loss']:.4f} acc {record['val_acc']:.4f}  "
-                f"lr {record['lr']:.3g}  {record['images_per_s']:.0f} img/s  {record['seconds']:.1f} s",
-                highlight=False,
-                soft_wrap=True,
-            )
+            self.console.print(format_record(record, self.epochs, self.unit), highlight=False, soft_wrap=True)

@@ -1,0 +1,45 @@
+"""Reading a user's image files of any mode (grayscale, RGB, RGBA, palette, 16-bit, float) into tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+
+__all__ = ["read_image"]
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    """Integer images wider than 8 bits by their full range (16-bit: / 257), float ones by min-max."""
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == np.uint16:
+        return (a.astype(np.float32) / 257).round().astype(np.uint8)
+    a = a.astype(np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    return np.zeros(a.shape, np.uint8) if hi <= lo else ((a - lo) / (hi - lo) * 255).round().astype(np.uint8)
+
+
+def read_image(path: str | Path, channels: int) -> Tensor:
+    """``path`` as a uint8 tensor (channels, H, W): 1 = luminance, 3 = RGB (alpha dropped, gray repeated).
+
+    An unreadable or missing file raises ``ValueError`` naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                gray = _to_uint8(np.asarray(im))
+                im = Image.fromarray(gray)  # uint8 (H, W): mode "L"
+            im = im.convert("L" if channels == 1 else "RGB")
+            a = np.asarray(im)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+    t = torch.from_numpy(a.copy())
+    return t[None] if t.dim() == 2 else t.permute(2, 0, 1).contiguous()

@@ -1,0 +1,50 @@
+"""Where each attention module goes in a ResNet, as its paper puts it: the ResNet's knowledge, not the zoo's.
+
+    "block"     inside every residual block, after the last BN of the residual branch, before the addition
+    "stage"     after stages 1-3, between stages (BAM)
+    "nonlocal"  after every other block of stages 2 and 3 (the non-local paper; also the home of CCNet's and
+                DANet's all-position attention, which their papers put after a segmentation backbone)
+    "conv"      in place of the block's 3×3 convolution (the branch modules; BoTNet's MHSA in stage 4)
+
+A module not in ``PAPER_PLACES`` (a user's own, registered or passed as a class) goes to "block".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["PLACEMENTS", "DEFAULT_STAGES", "Place", "PAPER_PLACES", "paper_place"]
+
+PLACEMENTS = ("block", "stage", "nonlocal", "conv")
+# The ResNet stages (1-4 = layer1-layer4) each placement uses unless a module or the caller says otherwise.
+DEFAULT_STAGES = {"block": (1, 2, 3, 4), "stage": (1, 2, 3), "nonlocal": (2, 3), "conv": (1, 2, 3, 4)}
+
+
+@dataclass(frozen=True)
+class Place:
+    """A module's place in a ResNet, and keyword arguments the ResNet passes it there (the user's win)."""
+
+    placement: str = "block"
+    stages: tuple[int, ...] | None = None  # None: DEFAULT_STAGES[placement]
+    kwargs: dict = field(default_factory=dict)
+
+    @property
+    def resolved_stages(self) -> tuple[int, ...]:
+        return DEFAULT_STAGES[self.placement] if self.stages is None else self.stages
+
+
+PAPER_PLACES: dict[str, Place] = {
+    "bam": Place("stage"),
+    "non_local": Place("nonlocal"),
+    "a2": Place("nonlocal"),
+    "cc": Place("nonlocal"),
+    "danet": Place("nonlocal"),
+    "sk": Place("conv", kwargs={"groups": 1}),  # as the 3×3 conv it replaces in a ResNet
+    "splat": Place("conv"),
+    "mhsa": Place("conv", stages=(4,)),  # BoTNet: the last stage only
+}
+
+
+def paper_place(name: str) -> Place:
+    """Where the paper of the registered module ``name`` puts it in a ResNet."""
+    return PAPER_PLACES.get(name, Place())

@@ -1,0 +1,210 @@
+"""Image classification: a ResNet (or any registered model) with attention, on a registered image data set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.transforms import v2
+
+from ..data.images import read_image
+from ..data.registry import DATASETS, build_dataset
+from ..layers.registry import attention_info
+from ..models.registry import create_model, get_model_builder
+from ..models.resnet import STEMS
+from .base import Metric, Task, TaskData, option, register_task
+
+__all__ = ["Classify", "ClassifyOptions"]
+
+# The stem a data set trains with unless --stem says otherwise. mnist5k: ImageNet's, whose 28×28 digits reach
+# layer1 at 7×7, 16× cheaper than the CIFAR stem: the default run stays within minutes on 2 CPU cores.
+# Others: CIFAR's for images up to 64 px (keeps their resolution), ImageNet's above.
+DATA_STEMS = {"mnist5k": "imagenet"}
+
+
+@dataclass
+class ClassifyOptions:
+    model: str = option("resnet18", "a registered model (attnlab list models)")
+    attention: str | None = option("cbam", "a registered attention (attnlab list attentions), or none")
+    data: str = option("mnist5k", "mnist5k, cifar10, cifar100, imagefolder")
+    data_dir: str | None = option(None, "folder of the data set (cifar*, imagefolder)")
+    stem: str | None = option(None, "ResNet stem (default: the data's; CIFAR's up to 64 px)", choices=STEMS)
+    image_size: int | None = option(None, "imagefolder: side of the training images (default: measured)")
+    hflip: bool | None = option(None, "random horizontal flips in training (default: the data set's; off for digits)")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
+
+    def __post_init__(self) -> None:
+        if self.attention in ("none", ""):
+            self.attention = None
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"--label-smoothing: expected a number in [0, 1), got {self.label_smoothing!r}")
+
+
+class _TrainAccuracy(Metric):
+    """Training top-1 from the batches as they are trained: sums (correct, n)."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+
+    def update(self, output: Tensor, target: Tensor, loss: Tensor | None) -> None:
+        self.sums += torch.tensor([(output.argmax(1) == target).sum().item(), target.shape[0]], dtype=torch.float64)
+
+    def compute(self) -> tuple[dict[str, float], dict]:
+        correct, n = self.sums.tolist()
+        return {"acc": correct / n}, {}
+
+
+class _EvalMetrics(Metric):
+    """Cross-entropy (no smoothing), top-1, top-5, per-class accuracy and the confusion matrix
+    (rows: true, columns: predicted). Sums: (loss·n, top-5 correct, n, confusion K×K)."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__(3 + num_classes**2)
+        self.k = num_classes
+
+    def update(self, output: Tensor, target: Tensor, loss: Tensor | None) -> None:
+        logits = output.float()
+        k = self.k
+        ce = F.cross_entropy(logits, target, reduction="sum")
+        top5 = (logits.topk(min(5, k), dim=1).indices == target[:, None]).any(dim=1).sum()
+        self.sums[:3] += torch.tensor([ce.item(), top5.item(), target.shape[0]], dtype=torch.float64)
+        self.sums[3:] += torch.bincount((target * k + logits.argmax(1)).cpu(), minlength=k * k).double()
+
+    def compute(self) -> tuple[dict[str, float], dict]:
+        loss, top5, n = self.sums[:3].tolist()
+        confusion = self.sums[3:].view(self.k, self.k)
+        per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
+        scalars = {"loss": loss / n, "acc": confusion.diag().sum().item() / n, "top5": top5 / n}
+        return scalars, {"per_class_acc": per_class.tolist(), "confusion": confusion.long().tolist()}
+
+
+@register_task
+class Classify(Task):
+    """Image classification; the recipe defaults are the default run's (ResNet18 + CBAM on mnist5k, CPU)."""
+
+    name = "classify"
+    Options = ClassifyOptions
+    recipe = {"epochs": 15, "batch_size": 256, "lr": 0.2, "optimizer": "sgd", "weight_decay": 5e-4}
+    monitor = ("val_acc", "max")
+    unit = "images"
+    description = "image classification: ResNets with attention (default ResNet18 + CBAM on mnist5k)"
+    default_vary = {"attention": ["none", "se", "eca", "cbam"]}
+
+    def check_names(self, options: ClassifyOptions) -> None:
+        get_model_builder(options.model)
+        if options.attention is not None:
+            attention_info(options.attention)
+        DATASETS.get(options.data)
+
+    def build_data(self, options: ClassifyOptions, *, download: bool = False) -> TaskData:
+        d = build_dataset(
+            options.data, root=options.data_dir, download=download, image_size=options.image_size, hflip=options.hflip
+        )
+        stem = DATA_STEMS.get(d.name) or ("cifar" if d.image_size <= 64 else "imagenet")
+        meta = {
+            "classes": d.classes,
+            "in_chans": d.in_chans,
+            "image_size": d.image_size,
+            "resize": d.resize or d.image_size,
+            "mean": list(d.mean),
+            "std": list(d.std),
+            "stem": stem,
+            "notes": d.notes,
+        }
+        return TaskData(d.train, d.test, meta)
+
+    def build_model(self, options: ClassifyOptions, meta: dict) -> nn.Module:
+        return create_model(
+            options.model,
+            num_classes=len(meta["classes"]),
+            attention=options.attention,
+            stem=options.stem or meta["stem"],
+            in_chans=meta["in_chans"],
+        )
+
+    def example_input(self, options: ClassifyOptions, meta: dict, batch: int = 1) -> tuple[Tensor, ...]:
+        return (torch.zeros(batch, meta["in_chans"], meta["image_size"], meta["image_size"]),)
+
+    def prepare_model(self, model: nn.Module, device: torch.device) -> nn.Module:
+        return model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
+
+    def to_device(self, batch: Any, device: torch.device) -> tuple[tuple[Tensor, ...], Tensor]:
+        x, y = batch
+        return (x.to(device, non_blocking=True, memory_format=torch.channels_last),), y.to(device, non_blocking=True)
+
+    def loss(self, output: Tensor, target: Tensor, options: ClassifyOptions) -> Tensor:
+        return F.cross_entropy(output, target, label_smoothing=options.label_smoothing)
+
+    def metric(self, options: ClassifyOptions, meta: dict, *, training: bool) -> Metric:
+        return _TrainAccuracy() if training else _EvalMetrics(len(meta["classes"]))
+
+    def title(self, options: ClassifyOptions) -> str:
+        return f"{options.model} + {options.attention or 'none'} on {options.data}"
+
+    def default_out(self, options: ClassifyOptions) -> Path:
+        return Path("runs") / f"{options.model}-{options.attention or 'none'}-{options.data}"
+
+    # -- predict ----------------------------------------------------------------------------------------------
+    def add_predict_arguments(self, parser: Any) -> None:
+        parser.add_argument("--top", type=int, default=3, help="classification: classes shown per image (default 3)")
+
+    @staticmethod
+    def eval_transform(meta: dict) -> v2.Compose:
+        """The run's evaluation transform, from its saved meta: resize, center crop, normalize."""
+        size = meta["image_size"]
+        return v2.Compose(
+            [
+                v2.Resize(meta["resize"], antialias=True),
+                v2.CenterCrop(size),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(meta["mean"], meta["std"]),
+            ]
+        )
+
+    @torch.no_grad()
+    def predict(
+        self, model: nn.Module, options: ClassifyOptions, meta: dict, inputs: list[str], args: Any
+    ) -> list[dict]:
+        top = getattr(args, "top", 3)
+        if top < 1:
+            raise ValueError(f"--top: expected a positive int, got {top}")
+        transform, classes = self.eval_transform(meta), meta["classes"]
+        rows = []
+        for path in inputs:
+            try:
+                x = transform(read_image(path, meta["in_chans"]))
+            except ValueError as e:
+                rows.append({"input": path, "error": str(e)})
+                continue
+            probs = model(x[None]).float().softmax(1)[0]
+            p, idx = probs.topk(min(top, len(classes)))
+            rows.append({"input": path, "top": [(classes[i], float(q)) for q, i in zip(p, idx.tolist(), strict=True)]})
+        return rows
+
+    def format_prediction(self, row: dict) -> str:
+        return f"{row['input']}: " + ", ".join(f"{c} {p:.3f}" for c, p in row["top"])
+
+    def prediction_fields(self, row: dict) -> dict:
+        fields = {"input": row["input"]}
+        for rank, (c, p) in enumerate(row["top"], start=1):
+            fields[f"class{rank}"], fields[f"prob{rank}"] = c, f"{p:.6f}"
+        return fields
+
+    # -- see it -----------------------------------------------------------------------------------------------
+    def visualize(self, model: nn.Module, options: ClassifyOptions, meta: dict, data: TaskData, out: Path, count: int):
+        from ..report.visualize import plot_attention_grid
+
+        items = [data.test[i] for i in range(min(count, len(data.test)))]
+        x = torch.stack([x for x, _ in items])
+        labels = torch.tensor([y for _, y in items])
+        title = self.title(options)
+        return plot_attention_grid(model, x, labels, meta["classes"], meta["mean"], meta["std"], out, title)
+
+    def eval_details(self, details: dict, meta: dict) -> list[tuple[str, dict[str, str]]]:
+        """Per-class accuracy as a table for ``attnlab eval``."""
+        rows = {str(c): f"{a:.4f}" for c, a in zip(meta["classes"], details["per_class_acc"], strict=True)}
+        return [("accuracy per class", rows)]

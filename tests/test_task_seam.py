@@ -1,0 +1,116 @@
+"""The engine on a tiny fake task (tests/helpers/fake_task.py): it trains any task and names none.
+
+Best checkpoint by "max" and by "min", metric sums under 2 processes equal to 1 process, exact resume
+after kill -9, compare over a non-attention field, options refused for a task that lacks them.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+import fake_task  # noqa: E402,F401  (registers fake_max and fake_min)
+
+from attnlab.cli import main  # noqa: E402
+
+HELPER = Path(__file__).parent / "helpers" / "fake_task.py"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def history(out):
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(path):
+    return {k: v for k, v in load_file(path).items() if k.startswith("model.")}
+
+
+@pytest.mark.parametrize(("task", "key", "pick"), [("fake_max", "val_acc", max), ("fake_min", "val_loss", min)])
+def test_best_checkpoint_follows_the_tasks_monitor(tmp_path, task, key, pick):
+    out = tmp_path / task
+    # a high lr makes the metrics bounce, so the best epoch is not simply the last
+    assert main(["train", "--task", task, "--epochs", "6", "--lr", "0.8", "--noise", "2.5", "--out", str(out)]) == 0
+    rows = history(out)
+    values = [r[key] for r in rows]
+    best_epoch = rows[values.index(pick(values))]["epoch"]  # the first epoch reaching the best value
+    assert json.loads((out / "best.json").read_text())["epoch"] == best_epoch
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["monitor"] == key and summary[f"best_{key}"] == pick(values)
+    assert summary[f"final_{key}"] == values[-1] and summary["train_points_per_s"] > 0
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "points_per_s", "seconds"]
+    assert summary["task"] == task and summary["hidden"] == 16  # the task's options are in the summary
+
+
+def test_two_processes_reduce_the_metric_sums_to_one_process(tmp_path):
+    args = ["train", "--task", "fake_max", "--epochs", "2", "--batch-size", "16"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run([sys.executable, str(HELPER), *args, "--out", str(one)], env=ENV, check=True, capture_output=True)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(HELPER)]
+    result = subprocess.run([*torchrun, *args, "--out", str(two)], env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for a, b in zip(history(one), history(two), strict=True):
+        assert a["val_acc"] == b["val_acc"] and a["train_acc"] == b["train_acc"]  # counts: exact
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-6)  # sums in another order
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+    n = json.loads((two / "last.json").read_text())["eval"]["n"]
+    assert n == 48  # every test point counted once over the two ranks
+
+
+def test_resume_after_kill_9_is_bit_identical(tmp_path):
+    args = ["train", "--task", "fake_min", "--epochs", "3", "--step-delay", "0.05"]
+    ref = tmp_path / "ref"
+    assert main([*args[:-2], "--out", str(ref)]) == 0  # the same run, uninterrupted and without the delay
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(HELPER), *args, "--out", str(out)], env=ENV)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "last.json").is_file():
+        time.sleep(0.02)
+    time.sleep(0.1)  # into epoch 2 (6 batches of 0.05 s each)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads((out / "last.json").read_text())["epoch"] == 1
+    assert main([*args[:-2], "--step-delay", "0.05", "--out", str(out), "--resume"]) == 0
+    a, b = weights(ref / "last.safetensors"), weights(out / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["val_loss"] for r in history(out)] == [r["val_loss"] for r in history(ref)]
+
+
+def test_resume_refuses_other_options(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "fake_min", "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["train", "--task", "fake_min", "--hidden", "8", "--out", str(out), "--resume"]) == 2
+    assert "hidden 16 -> 8" in capsys.readouterr().err
+
+
+def test_compare_varies_a_non_attention_field(tmp_path):
+    args = ["compare", "--task", "fake_max", "--vary", "hidden=4,32", "--seeds", "2", "--epochs", "2"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    rows = (tmp_path / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("variant,hidden,runs,monitor,final_mean") and len(rows) == 3
+    summary = json.loads((tmp_path / "32" / "seed1" / "summary.json").read_text())
+    assert summary["hidden"] == 32 and summary["seed"] == 1 and summary["params"] == 8 * 32 + 32 + 32 * 3 + 3
+    assert "| 4 |" in (tmp_path / "results.md").read_text() and "val_acc (%)" in (tmp_path / "results.md").read_text()
+
+
+def test_an_option_of_another_task_is_refused_by_name(tmp_path, capsys):
+    assert main(["train", "--task", "fake_max", "--attention", "se", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--attention: not an option of task 'fake_max'" in err and "classify" in err
+    assert main(["compare", "--task", "fake_max", "--vary", "width=1,2", "--out", str(tmp_path / "y")]) == 2
+    assert "no field 'width'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_list_tasks_shows_each_tasks_monitor(capsys):
+    assert main(["list", "tasks", "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| fake_min | test task | min val_loss | hidden, noise, step_delay |" in lines
+    assert any(line.startswith("| classify | image classification") and "max val_acc" in line for line in lines)
