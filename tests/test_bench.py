@@ -65,3 +65,15 @@ def test_trainer_benchmark_runs_both_loops(capsys):
     trainer = next(line for line in out.splitlines() if line.startswith("| attnlab trainer"))
     images_per_s, ratio = (float(x) for x in trainer.strip("| ").split("|")[1:3])
     assert images_per_s > 0 and ratio > 0
+
+
+def test_segmentation_benchmark_pairs_each_unet_with_a_reference():
+    from attnlab.bench import segment
+
+    rows = segment.run(["attention_unet", "res_unet"], width=4, depth=4, batch=2, crop=32, rounds=2)
+    assert [r["model"] for r in rows] == ["attention_unet", "res_unet"]
+    assert rows[1]["reference"] == "attnlab unet"  # no MONAI counterpart for the residual variants
+    assert rows[0]["reference"] in ("AttentionUnet", "attnlab unet")  # MONAI's when it is installed
+    assert all(r["crops_s"] > 0 and r["speed"].median > 0 for r in rows)
+    table = segment.to_markdown(rows, width=4, depth=4, batch=2, crop=32, rounds=2)
+    assert table.count("\n| ") == 3 and "speed / reference" in table

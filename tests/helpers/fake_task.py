@@ -68,7 +68,7 @@ class FakeTask(Task):
     def example_input(self, options, meta, batch=1):
         return (torch.zeros(batch, 8),)
 
-    def forward(self, model, inputs, *, training):
+    def forward(self, model, inputs, options, *, training):
         if training and self.delay:
             time.sleep(self.delay)
         return model(*inputs)

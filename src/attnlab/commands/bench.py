@@ -13,6 +13,7 @@ BENCHMARKS = {
     "modules": "modules",
     "models": "models",
     "train": "train",
+    "segment": "segment",
 }
 
 

@@ -16,7 +16,7 @@ from .base import Command, register_command
 
 COLUMNS = {
     "attentions": ("name", "category", "paper", "venue", "year", "params at C=256", "placement"),
-    "models": ("name", "block", "blocks per stage", "params (1000 classes)"),
+    "models": ("name", "block", "blocks per stage / widths", "params (default classes)"),
     "tasks": ("name", "what", "best checkpoint by", "options"),
 }
 
@@ -43,9 +43,13 @@ def model_rows() -> list[tuple[str, ...]]:
     rows = []
     for name in list_models():
         m = create_model(name)
-        blocks = tuple(len(getattr(m, f"layer{s}")) for s in range(1, 5))
+        if hasattr(m, "layer1"):  # a ResNet
+            block, layout = type(m.layer1[0]).__name__, "-".join(str(len(getattr(m, f"layer{s}"))) for s in range(1, 5))
+        else:  # a U-Net: its block and the widths of its levels
+            block = type(m.encoder[0]).__name__ + (" + gates" if getattr(m, "skip_gates", None) else "")
+            layout = "-".join(str(b.body[0].out_channels) for b in m.encoder)
         params = sum(p.numel() for p in m.parameters())
-        rows.append((name, type(m.layer1[0]).__name__, "-".join(map(str, blocks)), f"{params:,}"))
+        rows.append((name, block, layout, f"{params:,}"))
     return rows
 
 

@@ -70,8 +70,13 @@ def _latency_ms(out: Path, rows: list[Variant], seed: int, rounds: int = 20) -> 
     return {k: t * 1e3 for k, t in times.items()}
 
 
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
 def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], *, latency: bool = True) -> list[dict]:
-    """One row per variant: the monitored metric's final and best values, mean ± std over seeds, and cost."""
+    """One row per variant: the monitored metric's final and best values, mean ± std over seeds, every final
+    metric's mean and std, and cost; then one row per classical baseline the task measured (same test split)."""
     by_label: dict[str, tuple[Variant, list[dict]]] = {}
     for variant, summary in results:
         by_label.setdefault(label(variant), (variant, []))[1].append(summary)
@@ -80,32 +85,60 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
     for name, (variant, runs) in by_label.items():
         monitor = runs[0]["monitor"]
         rate = next(k for k in runs[0] if k.startswith("train_") and k.endswith("_per_s"))
-        finals = [r[f"final_{monitor}"] for r in runs]
+        final_mean, final_std = _mean_std([r[f"final_{monitor}"] for r in runs])
+        metrics = {}
+        for key in runs[0].get("final_metrics", {}):
+            metrics[key], metrics[f"{key}_std"] = _mean_std([r["final_metrics"][key] for r in runs])
         rows.append(
             {
                 "variant": name,
                 **{k: ("none" if v is None else v) for k, v in variant.items()},
                 "runs": len(runs),
                 "monitor": monitor,
-                "final_mean": statistics.fmean(finals),
-                "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+                "final_mean": final_mean,
+                "final_std": final_std,
                 "best_mean": statistics.fmean(r[f"best_{monitor}"] for r in runs),
                 "params": runs[0]["params"],
                 "gflops": runs[0]["gflops"],
                 rate: statistics.fmean(r[rate] for r in runs),
                 "latency_ms": times.get(name, float("nan")),
+                **metrics,
             }
         )
+    first = results[0][1]
+    for name, scores in first.get("baselines", {}).items():  # deterministic: the same on every run
+        monitor = first["monitor"]
+        row = dict.fromkeys(rows[0], float("nan"))
+        row.update({"variant": f"{name} (baseline)", "runs": 0, "monitor": monitor, "params": 0, "gflops": 0.0})
+        row.update({k: "—" for k in results[0][0]})
+        row.update({"final_mean": scores[monitor], "final_std": 0.0, "best_mean": scores[monitor]})
+        row.update({k: v for k, v in scores.items() if k in row})
+        row.update({f"{k}_std": 0.0 for k in scores if f"{k}_std" in row})
+        rows.append(row)
     return rows
 
 
+def _percent(metric: str) -> bool:
+    """Metrics shown in percent: fractions such as accuracy, Dice, IoU, F1."""
+    name = metric.removeprefix("val_")
+    return name.split("_")[0] in ("acc", "dice", "iou", "f1", "top5")
+
+
+def _cell(row: dict, key: str, scale: float) -> str:
+    value, std = row.get(key), row.get(f"{key}_std", 0.0)
+    if value is None or value != value:  # NaN: not measured for this row
+        return "—"
+    return f"{scale * value:.2f} ± {scale * std:.2f}" if row["runs"] > 1 else f"{scale * value:.2f}"
+
+
 def results_markdown(rows: list[dict], config: TrainConfig, seeds: list[int], fields: list[str]) -> str:
-    """The comparison as a Markdown table: the varied fields, the monitored metric (mean ± std), cost."""
+    """The comparison as Markdown: the varied fields, the monitored metric (mean ± std), cost; then every
+    final metric of each row (baselines included)."""
     r0 = rows[0]
     monitor = r0["monitor"]
     rate = next(k for k in r0 if k.startswith("train_") and k.endswith("_per_s"))
     unit = rate.removeprefix("train_").removesuffix("_per_s")
-    scale = 100 if monitor.endswith(("acc", "dice", "iou", "f1", "top5")) else 1
+    scale = 100 if _percent(monitor) else 1
     shown = f"{monitor} (%)" if scale == 100 else monitor
     recipe = config.recipe
     lines = [
@@ -113,16 +146,32 @@ def results_markdown(rows: list[dict], config: TrainConfig, seeds: list[int], fi
         "",
         f"One recipe for all: {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr}, "
         f"{recipe.schedule} schedule, weight decay {recipe.weight_decay}; seeds {', '.join(map(str, seeds))}. "
-        f"{monitor}: final epoch, mean ± std over seeds; best: the best epoch's, mean. Latency: CPU, batch 1.",
+        f"{monitor}: final epoch, mean ± std over seeds; best: the best epoch's, mean. Latency: CPU, batch 1. "
+        "Baselines are measured on the same test split.",
         "",
         f"| {' | '.join(fields)} | {shown} | best | params | GFLOPs | train {unit}/s | latency (ms) |",
         "|" + "---|" * len(fields) + "---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        values = " | ".join(str(r[f]) for f in fields)
-        lines.append(
-            f"| {values} | {scale * r['final_mean']:.2f} ± {scale * r['final_std']:.2f} | "
-            f"{scale * r['best_mean']:.2f} | {r['params']:,} | {r['gflops']:.3f} | "
-            f"{r[rate]:.0f} | {r['latency_ms']:.2f} |"
+        values = " | ".join(str(r[f]) for f in fields) if r["runs"] else r["variant"] + " |" * (len(fields) - 1)
+        cost = (
+            f"{r['params']:,} | {r['gflops']:.3f} | {r[rate]:.0f} | {r['latency_ms']:.2f}"
+            if r["runs"]
+            else "— | — | — | —"
         )
+        final = _cell({**r, "final_mean_std": r["final_std"]}, "final_mean", scale)
+        lines.append(f"| {values} | {final} | {scale * r['best_mean']:.2f} | {cost} |")
+    metrics = [k for k in r0 if k.startswith("val_") and not k.endswith("_std")]
+    if metrics:
+        lines += [
+            "",
+            "Every final metric (mean ± std over seeds; fractions in %):",
+            "",
+            f"| {' | '.join(fields)} | " + " | ".join(m.removeprefix("val_") for m in metrics) + " |",
+            "|" + "---|" * len(fields) + "---:|" * len(metrics),
+        ]
+        for r in rows:
+            values = " | ".join(str(r[f]) for f in fields) if r["runs"] else r["variant"] + " |" * (len(fields) - 1)
+            cells = " | ".join(_cell(r, m, 100 if _percent(m) else 1) for m in metrics)
+            lines.append(f"| {values} | {cells} |")
     return "\n".join(lines) + "\n"

@@ -58,7 +58,7 @@ def train_one_epoch(
     for batch in loader:
         inputs, target = task.to_device(batch, ctx.device)
         with _autocast(ctx.device):
-            output = task.forward(model, inputs, training=True)
+            output = task.forward(model, inputs, options, training=True)
             loss = task.loss(output, target, options)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(f"training loss is {loss.item()} at learning rate {scheduler.get_last_lr()[0]:.3g}")
@@ -94,7 +94,7 @@ def evaluate(
     for batch in loader:
         inputs, target = task.to_device(batch, ctx.device)
         with _autocast(ctx.device):
-            output = task.forward(model, inputs, training=False)
+            output = task.forward(model, inputs, options, training=False)
         metric.update(output, target, None)
     metric.sums = ctx.all_reduce_sum(metric.sums)
     scalars, details = metric.compute()

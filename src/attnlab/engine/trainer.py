@@ -224,11 +224,13 @@ def _summary(config: TrainConfig, data: TaskData, model: nn.Module, state: _RunS
         f"final_{monitor}": history[-1][monitor] if history else None,
         f"best_{monitor}": state.best,
         "monitor": monitor,
+        "final_metrics": {k: v for k, v in history[-1].items() if k.startswith("val_")} if history else {},
         "params": count_params(model),
         "gflops": count_flops(model, *example) / 1e9,
         "wall_seconds": state.wall_seconds,
         "epochs": len(history),
         f"train_{rate}": float(np.mean([r[rate] for r in history])) if history else None,
+        "baselines": task.baselines(config.options, data),
         "task": config.task,
         **config.to_dict(),
     }

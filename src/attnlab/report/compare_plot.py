@@ -16,6 +16,9 @@ def plot_comparison(rows: list[dict], path: str | Path, title: str) -> Path:
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
     for r in rows:
+        if not r["runs"]:  # a classical baseline: no network, drawn as a level to beat
+            ax.axhline(r["final_mean"], linestyle="--", color="gray", label=r["variant"])
+            continue
         ax.errorbar(r["gflops"], r["final_mean"], yerr=r["final_std"], fmt="o", capsize=4, label=r["variant"])
         ax.annotate(r["variant"], (r["gflops"], r["final_mean"]), textcoords="offset points", xytext=(6, 4))
     ax.set_xlabel("GFLOPs per sample (torch.utils.flop_counter)")

@@ -125,7 +125,7 @@ class Task:
         x, y = batch
         return (x.to(device, non_blocking=True),), y.to(device, non_blocking=True)
 
-    def forward(self, model: nn.Module, inputs: tuple[Tensor, ...], *, training: bool) -> Any:
+    def forward(self, model: nn.Module, inputs: tuple[Tensor, ...], options: Any, *, training: bool) -> Any:
         """The model's output for a batch (a task may evaluate differently, e.g. tile a whole image)."""
         return model(*inputs)
 
@@ -135,6 +135,11 @@ class Task:
 
     def metric(self, options: Any, meta: dict, *, training: bool) -> Metric:
         raise NotImplementedError
+
+    def baselines(self, options: Any, data: TaskData) -> dict[str, dict[str, float]]:
+        """Classical baselines measured on the same test split: name -> the same ``val_*`` metrics as the model
+        (summary.json and ``compare`` show them beside the network). None by default."""
+        return {}
 
     # -- what a run is called and shows -----------------------------------------------------------------------
     def title(self, options: Any) -> str:

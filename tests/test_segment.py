@@ -1,0 +1,273 @@
+"""Segmentation: the attention gate against its equation, U-Net sizes and parameter counts, instances and
+their matching on hand examples, tiles, nuclei's disjoint split, segfolder's refusals, and the task end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import attnlab
+from attnlab.cli import main
+from attnlab.data.segmentation import NUCLEI_SPLIT_COLUMN, build_segmentation_data, read_mask
+from attnlab.layers.attention_gate import AttentionGate
+from attnlab.report.maps import capture_gates
+from attnlab.tasks.instances import f1_scores, match_counts, split_instances
+from attnlab.models.tiling import tile_starts, tiled_logits
+
+F64 = torch.float64
+UNETS = ["unet", "attention_unet", "res_unet", "res_attention_unet"]
+
+
+def test_attention_gate_is_its_equation_by_hand():
+    torch.manual_seed(0)
+    gate = AttentionGate(4, 6, inter_channels=3).to(F64).eval()
+    for p in gate.parameters():  # non-trivial BN statistics too
+        p.data.normal_()
+    gate.out[1].running_mean.normal_()
+    gate.out[1].running_var.uniform_(0.5, 2)
+    x, g = torch.randn(2, 4, 6, 8, dtype=F64), torch.randn(2, 6, 3, 4, dtype=F64)
+    # W_x: 2×2 stride-2 conv as a sum over each 2×2 block; W_g, ψ: 1×1 convs as matrix products
+    blocks = x.unfold(2, 2, 2).unfold(3, 2, 2)  # (B, C, 3, 4, 2, 2)
+    theta = torch.einsum("bchwij,fcij->bfhw", blocks, gate.theta.weight)
+    phi = torch.einsum("bchw,fc->bfhw", g, gate.phi.weight[:, :, 0, 0]) + gate.phi.bias[:, None, None]
+    q = torch.einsum("bfhw,f->bhw", torch.relu(theta + phi), gate.psi.weight[0, :, 0, 0]) + gate.psi.bias
+    alpha = F.interpolate(torch.sigmoid(q)[:, None], size=(6, 8), mode="bilinear")  # resampled to x's grid
+    y = torch.einsum("bchw,dc->bdhw", x * alpha, gate.out[0].weight[:, :, 0, 0]) + gate.out[0].bias[:, None, None]
+    bn = gate.out[1]
+    expected = (y - bn.running_mean[:, None, None]) / torch.sqrt(bn.running_var[:, None, None] + bn.eps)
+    expected = expected * bn.weight[:, None, None] + bn.bias[:, None, None]
+    with capture_gates(gate) as maps:
+        out = gate(x, g)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(maps["gate"], alpha)
+    c, cg, f = 4, 6, 3
+    assert sum(p.numel() for p in gate.parameters()) == 4 * c * f + cg * f + f + f + 1 + c * c + c + 2 * c
+
+
+@pytest.mark.parametrize("name", UNETS)
+def test_unets_keep_odd_sizes_and_gates_are_alphas_of_the_skips_size(name):
+    torch.manual_seed(0)
+    model = attnlab.create_model(name, width=4, depth=3, attention="scse", in_chans=2, num_classes=3).eval()
+    x = torch.randn(1, 2, 37, 50)
+    with torch.no_grad(), capture_gates(model) as maps:
+        out = model(x)
+    assert out.shape == (1, 3, 37, 50)
+    gates = {k: v for k, v in maps.items() if k.startswith("skip_gates")}
+    assert len(gates) == (3 if "attention" in name else 0)
+    for k, alpha in gates.items():
+        level = int(k.split(".")[1])  # the skip of level i is padded 40×56 / 2^i
+        assert alpha.shape == (1, 1, 40 // 2**level, 56 // 2**level)
+        assert alpha.min() > 0 and alpha.max() < 1
+    assert any(k.endswith("attn.gate") or ".attn." in k for k in maps)  # scSE's own gates in the blocks
+
+
+# Parameter counts (1 input channel, 1 output map), written in docs/segmentation.md.
+COUNTS = {
+    ("unet", 64): 31_036_481,
+    ("attention_unet", 64): 32_432_965,
+    ("res_unet", 64): 32_435_073,
+    ("res_attention_unet", 64): 33_831_557,
+    ("unet", 16): 1_942_289,
+    ("attention_unet", 16): 2_030_293,
+    ("res_unet", 16): 2_030_817,
+    ("res_attention_unet", 16): 2_118_821,
+}
+
+
+@pytest.mark.parametrize(("name", "width"), list(COUNTS))
+def test_parameter_counts(name, width):
+    model = attnlab.create_model(name, width=width)
+    assert sum(p.numel() for p in model.parameters()) == COUNTS[name, width]
+
+
+def test_plain_unet_count_is_the_papers_layers():
+    # two 3×3 convs (no bias) + BN per level, 2×2 transposed convs (with bias), 1×1 head
+    w = [64 * 2**i for i in range(5)]
+    convs = sum(9 * cin * c + 2 * c + 9 * c * c + 2 * c for cin, c in zip([1, *w[:-1]], w, strict=True))
+    up = sum(4 * w[i + 1] * w[i] + w[i] for i in range(4))
+    dec = sum(9 * 2 * w[i] * w[i] + 2 * w[i] + 9 * w[i] * w[i] + 2 * w[i] for i in range(4))
+    assert convs + up + dec + w[0] + 1 == COUNTS["unet", 64]
+
+
+def disk(shape, centre, r):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= r * r
+
+
+def test_touching_nuclei_are_split_and_matched():
+    a, b = disk((40, 60), (20, 20), 9), disk((40, 60), (20, 36), 9)  # two disks touching in a narrow neck
+    true = np.zeros((40, 60), np.int64)
+    true[a], true[b & ~a] = 1, 2
+    labels = split_instances(a | b, min_size=4, h=1.0)
+    assert labels.max() == 2
+    counts = match_counts(true, labels)
+    assert counts[0].tolist() == [2, 0, 0]  # at IoU 0.5 both found
+    merged = (a | b).astype(np.int64)
+    counts = match_counts(true, merged)  # one blob for two nuclei: IoU ≈ 0.5 with each, one match at most
+    assert counts[0, 0] <= 1 and counts[0, 2] >= 1 and counts[-1].tolist() == [0, 1, 2]
+    assert f1_scores(np.array([[2, 0, 0]]))[0] == 1.0 and f1_scores(np.array([[1, 1, 1]]))[0] == 0.5
+
+
+def test_small_objects_and_holes_are_cleaned_up():
+    fg = disk((30, 30), (15, 15), 8)
+    fg[15, 15] = False  # a one-pixel hole
+    fg[1, 1] = True  # a one-pixel speck
+    labels = split_instances(fg, min_size=4, h=2.0)
+    assert labels.max() == 1 and labels[15, 15] == 1 and labels[1, 1] == 0
+
+
+def test_tiles_cover_the_image_and_blend_to_the_whole_pass():
+    assert tile_starts(100, 40, 8) == [0, 32, 60] and tile_starts(30, 40, 8) == [0]
+    model = torch.nn.Conv2d(1, 2, 1).double()  # no spatial context: tiles must give the same logits
+    x = torch.randn(1, 1, 70, 90, dtype=F64)
+    torch.testing.assert_close(tiled_logits(model, x, 32, 8), model(x))
+
+
+def test_nuclei_train_and_test_never_share_a_pixel():
+    d = build_segmentation_data("nuclei", crop=64, samples=4)
+    train_image = d.train.images[0]
+    images, labels = d.test[0]
+    assert train_image.shape[-1] == NUCLEI_SPLIT_COLUMN and images.shape[-1] == 512 - NUCLEI_SPLIT_COLUMN
+    assert images.shape[:2] == (3, 1) and labels.max() > 50  # three conditions; more than 50 nuclei reach in
+    assert len(np.unique(labels.numpy())) - 1 >= 50
+    assert d.conditions == ["clean", "gradient", "low_contrast"]
+    x, y = d.train[0]
+    assert x.shape == (1, 64, 64) and set(torch.unique(y).tolist()) <= {0, 1}
+
+
+def write(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".tif":
+        import tifffile
+
+        tifffile.imwrite(path, array)
+    else:
+        Image.fromarray(array).save(path)
+
+
+def make_segfolder(root, n=2, size=48):
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for i in range(n):
+            mask = np.zeros((size, size), np.uint8)
+            for _ in range(4):
+                cy, cx = rng.integers(8, size - 8, 2)
+                mask[disk((size, size), (cy, cx), 5)] = 255
+            image = (rng.normal(30, 5, (size, size)) + (mask > 0) * 120).clip(0, 255).astype(np.uint16) * 200
+            write(root / split / "images" / f"img{i}.tif", image)  # 16-bit TIFF images
+            write(root / split / "masks" / f"img{i}.png", mask)  # 8-bit binary PNG masks
+
+
+def test_segfolder_refuses_bad_input_naming_the_file(tmp_path, capsys):
+    root = tmp_path / "data"
+    make_segfolder(root)
+    d = build_segmentation_data("segfolder", root=root, crop=32, samples=4)
+    assert d.in_chans == 1 and len(d.test) == 2
+    bad = tmp_path / "bad"
+    make_segfolder(bad)
+    write(bad / "train" / "masks" / "img0.png", np.array([[0, 128, 255]] * 48, np.uint8)[:, :48].repeat(16, 1)[:, :48])
+    with pytest.raises(ValueError, match=r"img0.png: an 8-bit mask with values \[0, 128, 255\]"):
+        build_segmentation_data("segfolder", root=bad)
+    write(bad / "train" / "masks" / "img0.png", np.zeros((40, 48), np.uint8))
+    with pytest.raises(ValueError, match=r"img0.png: the mask is 40×48, its image img0.tif is 48×48"):
+        build_segmentation_data("segfolder", root=bad)
+    (bad / "train" / "masks" / "img0.png").unlink()
+    with pytest.raises(ValueError, match=r"img0.tif: no mask with the same name"):
+        build_segmentation_data("segfolder", root=bad)
+    stack = tmp_path / "stack"
+    make_segfolder(stack)
+    write(stack / "val" / "images" / "img1.tif", np.zeros((5, 48, 48), np.uint16))
+    with pytest.raises(ValueError, match=r"img1.tif: a stack of shape \(5, 48, 48\)"):
+        build_segmentation_data("segfolder", root=stack)
+    with pytest.raises(ValueError, match=r"smaller than one training crop \(96×96\); pass --crop 48"):
+        build_segmentation_data("segfolder", root=root, crop=96)
+    empty = tmp_path / "empty"
+    for split in ("train", "val"):
+        (empty / split / "images").mkdir(parents=True)
+        (empty / split / "masks").mkdir(parents=True)
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "segment",
+                "--data",
+                "segfolder",
+                "--data-dir",
+                str(empty),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
+    assert "holds no image" in capsys.readouterr().err
+
+
+def test_instance_masks_are_read_as_labels(tmp_path):
+    labels = np.zeros((10, 10), np.uint16)
+    labels[1:4, 1:4], labels[4:7, 1:4] = 3, 7  # touching instances stay apart
+    write(tmp_path / "m.tif", labels)
+    assert sorted(np.unique(read_mask(tmp_path / "m.tif")).tolist()) == [0, 3, 7]
+
+
+@pytest.fixture(scope="module")
+def seg_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seg")
+    make_segfolder(root / "data")
+    out = root / "run"
+    args = ["--task", "segment", "--data", "segfolder", "--data-dir", str(root / "data"), "--width", "4"]
+    small = ["--depth", "2", "--crop", "32", "--samples", "16", "--epochs", "2", "--batch-size", "8", "--tile", "32"]
+    assert main(["train", *args, *small, "--overlap", "8", "--model", "res_attention_unet", "--out", str(out)]) == 0
+    return root, out
+
+
+def test_segment_run_folder_and_baseline(seg_run):
+    _, out = seg_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["monitor"] == "val_dice" and 0 <= summary["best_val_dice"] <= 1
+    otsu = summary["baselines"]["otsu"]
+    assert otsu["val_dice"] > 0.9  # bright disks on a dark background: Otsu's easy case
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"val_dice", "val_iou", "val_acc", "val_f1", "val_f1_mean", "train_dice", "crops_per_s"} <= set(record)
+
+
+def test_segment_predict_writes_masks_of_the_images_size(seg_run, tmp_path, capsys):
+    root, out = seg_run
+    image = root / "data" / "val" / "images" / "img0.tif"
+    odd = tmp_path / "odd.png"
+    Image.fromarray(np.full((37, 53), 40, np.uint8)).save(odd)
+    args = ["predict", "--checkpoint", str(out), str(image), str(odd), "--mask-dir", str(tmp_path / "m"), "--instances"]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "objects" in lines[0]
+    mask = np.asarray(Image.open(tmp_path / "m" / "odd_mask.png"))
+    assert mask.shape == (37, 53) and set(np.unique(mask).tolist()) <= {0, 255}
+    import tifffile
+
+    assert tifffile.imread(tmp_path / "m" / "img0_instances.tif").shape == (48, 48)
+
+
+def test_segment_visualize_and_export(seg_run, tmp_path, monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    _, out = seg_run
+    from attnlab.report import segmentation
+
+    drawn = {}
+    monkeypatch.setattr(segmentation, "save_figure", lambda fig, path: drawn.setdefault("fig", fig))
+    assert main(["visualize", "--checkpoint", str(out), "--out", str(tmp_path / "v.png")]) == 0
+    titles = [ax.get_title() for ax in drawn["fig"].axes if ax.get_visible()]
+    assert titles[0] == "clean" and "Dice" in titles[1]
+    assert [t.split("\n")[0] for t in titles[2:]] == ["skip_gates.1", "skip_gates.0"]  # one α per level
+    onnx = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(out), "--format", "onnx", "--out", str(onnx)]) == 0
+    from attnlab.engine.run_folder import load_run
+
+    run = load_run(out)
+    x = torch.randn(3, 1, 32, 32)
+    got = ort.InferenceSession(str(onnx)).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, run.model(x).numpy(), rtol=1e-4, atol=1e-4)
