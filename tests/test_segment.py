@@ -13,9 +13,9 @@ import attnlab
 from attnlab.cli import main
 from attnlab.data.segmentation import NUCLEI_SPLIT_COLUMN, build_segmentation_data, read_mask
 from attnlab.layers.attention_gate import AttentionGate
+from attnlab.models.tiling import tile_starts, tiled_logits
 from attnlab.report.maps import capture_gates
 from attnlab.tasks.instances import f1_scores, match_counts, split_instances
-from attnlab.models.tiling import tile_starts, tiled_logits
 
 F64 = torch.float64
 UNETS = ["unet", "attention_unet", "res_unet", "res_attention_unet"]

@@ -23,10 +23,10 @@ from ..data.microscopy import normalize_percentiles
 from ..data.segmentation import SEGMENTATION_DATA, build_segmentation_data, read_array
 from ..layers.registry import attention_info
 from ..models.registry import create_model, get_model_builder
+from ..models.tiling import tiled_logits
 from ..models.unet import UPSAMPLES
 from .base import Metric, Task, TaskData, option, register_task
 from .instances import THRESHOLDS, f1_scores, match_counts, otsu_foreground, split_instances
-from ..models.tiling import tiled_logits
 
 __all__ = ["Segment", "SegmentOptions", "soft_dice_loss", "pixel_counts", "instance_scores"]
 
