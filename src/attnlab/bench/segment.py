@@ -80,11 +80,12 @@ def run(names: Sequence[str], *, width: int, depth: int, batch: int, crop: int, 
 
 
 def to_markdown(rows: list[dict], *, width: int, depth: int, batch: int, crop: int, rounds: int) -> str:
+    machine = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__})"
     lines = [
         f"Training step (forward + backward + AdamW), batch {batch} × 1 × {crop} × {crop}, width {width}, "
-        f"depth {depth}, float32, CPU ({platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}); median of {rounds} interleaved rounds. `python benchmarks/segment.py`. Speed: > 1 is faster than the reference; "
-        f"the median of the per-round ratios, with {bracket_meaning(rounds)} in brackets.",
+        f"depth {depth}, float32, {machine}; median of {rounds} interleaved rounds. "
+        "`python benchmarks/segment.py`. Speed: > 1 is faster than the reference; the median of the per-round "
+        f"ratios, with {bracket_meaning(rounds)} in brackets.",
         "",
         "| model | crops/s | params | reference | its params | speed / reference |",
         "|---|---:|---:|---|---:|---:|",
