@@ -45,9 +45,11 @@ def model_rows() -> list[tuple[str, ...]]:
         m = create_model(name)
         if hasattr(m, "layer1"):  # a ResNet
             block, layout = type(m.layer1[0]).__name__, "-".join(str(len(getattr(m, f"layer{s}"))) for s in range(1, 5))
-        else:  # a U-Net: its block and the widths of its levels
+        elif hasattr(m, "encoder"):  # a U-Net: its block and the widths of its levels
             block = type(m.encoder[0]).__name__ + (" + gates" if getattr(m, "skip_gates", None) else "")
             layout = "-".join(str(b.body[0].out_channels) for b in m.encoder)
+        else:  # a text model: its layers and head
+            block, layout = type(m.head).__name__, f"{len(m.layers)} layers"
         params = sum(p.numel() for p in m.parameters())
         rows.append((name, block, layout, f"{params:,}"))
     return rows

@@ -1,0 +1,240 @@
+"""Text classification: a transformer encoder on ``attnlab.MultiHeadAttention``, then a head.
+
+    ids (B, L) -> token + hashed-bigram + position embeddings (B, L, D)
+               -> depth × pre-norm encoder layer: x + MHA(LN(x), key_padding_mask), x + FFN(LN(x))
+               -> head: "capsule" (dynamic routing to one capsule per class; the score is its length),
+                        "mean" (masked mean pooling + linear), "cls" (a class token + linear)
+
+Padding (id 0) is passed to attention as ``key_padding_mask`` (the formula's own masking), never pooled and
+never routed: a text's scores do not depend on how much padding its batch adds.
+
+Capsules (Sabour, Frosst, Hinton, "Dynamic Routing Between Capsules", NeurIPS 2017):
+
+    u_i = squash(W_p h_t)                    P primary capsules of dim d_p per token t    (B, L, P, d_p)
+    û_j|i = W_pj u_i                         W shared over positions, one per primary type p (P, K, d_c, d_p)
+    b_ij = 0; r times:  c_i = softmax_j(b_i)  (Eq. 3),  s_j = Σ_i c_ij û_j|i  (Eq. 2),
+                        v_j = squash(s_j) = |s|²/(1+|s|²) · s/|s|  (Eq. 1),  b_ij += û_j|i · v_j
+    score_j = |v_j|;  margin loss  T_j max(0, m⁺ − |v_j|)² + λ (1 − T_j) max(0, |v_j| − m⁻)²  (Eq. 4)
+
+``orphan=True`` adds Zhao et al.'s (EMNLP 2018) orphan class capsule: routing can send background words to
+it, and its length is left out of the scores. The coupling coefficients c pass through the submodule ``gate``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..layers.multihead import MultiHeadAttention
+from .registry import register_model
+
+__all__ = ["TextTransformer", "EncoderLayer", "CapsuleHead", "MeanHead", "squash", "margin_loss", "HEADS"]
+
+PAD = 0
+HASH_PRIME = 1_000_003
+
+
+def squash(s: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
+    """Eq. 1: short vectors shrink to almost 0, long ones to just under 1; the direction is kept."""
+    n2 = s.square().sum(dim, keepdim=True)
+    return s * (n2 / (1 + n2)) / torch.sqrt(n2 + eps)
+
+
+def margin_loss(lengths: Tensor, target: Tensor, m_pos: float = 0.9, m_neg: float = 0.1, lam: float = 0.5) -> Tensor:
+    """Eq. 4, summed over classes, averaged over the batch."""
+    t = F.one_hot(target, lengths.shape[-1]).to(lengths.dtype)
+    loss = t * F.relu(m_pos - lengths).square() + lam * (1 - t) * F.relu(lengths - m_neg).square()
+    return loss.sum(-1).mean()
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm transformer encoder layer (as ``nn.TransformerEncoderLayer(norm_first=True, activation="gelu")``,
+    without its dropout on the attention weights)."""
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        # no dropout on the attention weights: it would force the unfused math path; dropout acts on the branches
+        self.attn = MultiHeadAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, pad: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """(B, L, D), padding (B, L) True at pads -> (B, L, D), weights (B, heads, L, L) or None."""
+        h = self.norm1(x)
+        a, w = self.attn(h, key_padding_mask=pad, need_weights=need_weights, average_attn_weights=False)
+        x = x + self.drop(a)
+        return x + self.drop(self.ffn(self.norm2(x))), w
+
+
+class MeanHead(nn.Module):
+    """Masked mean of the token features, then a linear layer: logits (B, K)."""
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, h: Tensor, pad: Tensor) -> Tensor:
+        keep = (~pad).to(h.dtype)[..., None]
+        return self.fc((h * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+
+class ClsHead(nn.Module):
+    """The class token's features (position 0, prepended by the model), then a linear layer: logits (B, K)."""
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, h: Tensor, pad: Tensor) -> Tensor:
+        return self.fc(h[:, 0])
+
+
+class CapsuleHead(nn.Module):
+    """Primary capsules from the tokens, dynamic routing to one capsule per class; scores = lengths (B, K)."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        *,
+        primary: int = 8,
+        primary_dim: int = 8,
+        class_dim: int = 16,
+        iterations: int = 3,
+        orphan: bool = False,
+    ) -> None:
+        super().__init__()
+        if iterations < 1:
+            raise ValueError(f"iterations: expected a positive int, got {iterations}")
+        self.primary, self.primary_dim, self.iterations = primary, primary_dim, iterations
+        self.num_classes, self.outputs = num_classes, num_classes + int(orphan)
+        self.proj = nn.Linear(dim, primary * primary_dim)  # W_p
+        self.weight = nn.Parameter(0.05 * torch.randn(primary, self.outputs, class_dim, primary_dim))  # W_ij
+        self.gate = nn.Identity()  # the coupling coefficients c (B, L, P, K), for hooks
+
+    def route(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """Routing by agreement on primary capsules u (B, P, L, d_p), zero at padding ->
+        (class capsules v (B, K, d_c), coupling coefficients c (B, P, L, K)).
+
+        û_j|i = W_pj u_i is never formed: W is shared over positions, so Σ_i c_ij û_j|i = Σ_p W_pj (Σ_l c_ij u_i)
+        and û_j|i · v_j = u_i · (W_pjᵀ v_j): the same numbers, with d_c/d_p-fold fewer multiply-adds and no
+        (B, L·P, K, d_c) tensor."""
+        keep = (u.abs().sum(-1, keepdim=True) > 0).to(u.dtype)  # (B, P, L, 1): padded inputs are zero
+        b = u.new_zeros(*u.shape[:-1], self.outputs)  # (B, P, L, K)
+        for r in range(self.iterations):
+            # Eq. 3 over the K classes, written out: torch's softmax is slow on a last dimension of 2 or 3
+            e = (b - b.amax(dim=-1, keepdim=True)).exp()
+            c = e * (keep / e.sum(dim=-1, keepdim=True))  # padded inputs couple to nothing
+            z = c.transpose(-1, -2) @ u  # Σ_l c u: (B, P, K, d_p)
+            v = squash(torch.einsum("bpkd,pkcd->bkc", z, self.weight))  # Eq. 2 and 1: (B, K, d_c)
+            if r < self.iterations - 1:
+                wtv = torch.einsum("bkc,pkcd->bpkd", v, self.weight)  # W_pjᵀ v_j: (B, P, K, d_p)
+                b = b + u @ wtv.transpose(-1, -2)  # agreement û_j|i · v_j: (B, P, L, K)
+        return v, c
+
+    def forward(self, h: Tensor, pad: Tensor) -> Tensor:
+        B, L, _ = h.shape
+        u = squash(self.proj(h).view(B, L, self.primary, self.primary_dim))  # (B, L, P, d_p)
+        u = (u * (~pad).to(h.dtype)[..., None, None]).transpose(1, 2).contiguous()  # (B, P, L, d_p), pads zeroed
+        v, c = self.route(u)
+        self.gate(c.permute(0, 2, 1, 3))  # (B, L, P, K)
+        return v.norm(dim=-1)[:, : self.num_classes]
+
+
+HEADS = {"capsule": CapsuleHead, "mean": MeanHead, "cls": ClsHead}
+
+
+class TextTransformer(nn.Module):
+    """Embeddings, ``depth`` encoder layers, a head; see the module docstring.
+
+    Args:
+        vocab_size: token ids 0 (padding) … vocab_size − 1.
+        num_classes: outputs.
+        dim, depth, heads, ffn: width, layers, attention heads, feed-forward width (default 2·dim).
+        max_len: the longest text (positions learned up to it).
+        head: "capsule", "mean" or "cls".
+        bigram_buckets: hashed embeddings of adjacent token pairs (0: none); character bigrams carry much of
+            Chinese words' meaning.
+        dropout: on embeddings, attention and feed-forward.
+        orphan, iterations: the capsule head's orphan class and routing iterations.
+    """
+
+    def __init__(
+        self,
+        *,
+        vocab_size: int = 6000,
+        num_classes: int = 2,
+        dim: int = 128,
+        depth: int = 2,
+        heads: int = 4,
+        ffn: int | None = None,
+        max_len: int = 128,
+        head: str = "capsule",
+        bigram_buckets: int = 0,
+        dropout: float = 0.1,
+        orphan: bool = False,
+        iterations: int = 3,
+    ) -> None:
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head: expected one of {tuple(HEADS)}, got {head!r}")
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("num_classes", num_classes),
+            ("dim", dim),
+            ("max_len", max_len),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise ValueError(f"{name}: expected an int >= 2, got {value!r}")
+        if dim % heads:
+            raise ValueError(f"dim: expected a multiple of heads ({heads}), got {dim}")
+        self.head_name, self.max_len, self.bigram_buckets = head, max_len, bigram_buckets
+        self.embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
+        self.bigram = nn.Embedding(bigram_buckets, dim, padding_idx=0) if bigram_buckets else None
+        self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if head == "cls" else None
+        self.pos = nn.Parameter(0.02 * torch.randn(1, max_len + int(head == "cls"), dim))
+        self.drop = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(EncoderLayer(dim, heads, ffn or 2 * dim, dropout) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        kwargs = {"orphan": orphan, "iterations": iterations} if head == "capsule" else {}
+        self.head = HEADS[head](dim, num_classes, **kwargs)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        if self.bigram is not None:
+            nn.init.normal_(self.bigram.weight, std=0.02)
+
+    def bigram_ids(self, ids: Tensor) -> Tensor:
+        """Hash of each (token, next token) pair into 1 … buckets − 1; 0 where either is padding or at the end."""
+        nxt = F.pad(ids[:, 1:], (0, 1), value=PAD)
+        h = (ids * HASH_PRIME + nxt) % (self.bigram_buckets - 1) + 1
+        return torch.where((ids == PAD) | (nxt == PAD), torch.zeros_like(h), h)
+
+    def features(self, ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, list]:
+        """ids (B, L) -> (token features (B, L', D), padding (B, L'), per-layer weights); L' = L (+1 with "cls")."""
+        ids = ids[:, : self.max_len]
+        pad = ids == PAD
+        x = self.embed(ids)
+        if self.bigram is not None:
+            x = x + self.bigram(self.bigram_ids(ids))
+        if self.cls is not None:
+            x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)
+            pad = torch.cat([pad.new_zeros(pad.shape[0], 1), pad], dim=1)
+        x = self.drop(x + self.pos[:, : x.shape[1]])
+        weights = []
+        for layer in self.layers:
+            x, w = layer(x, pad, need_weights)
+            weights.append(w)
+        return self.norm(x), pad, weights
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """ids (B, L) int64, 0 = padding -> class scores (B, K): logits, or capsule lengths for "capsule"."""
+        h, pad, _ = self.features(ids)
+        return self.head(h, pad)
+
+
+@register_model("text_transformer")
+def text_transformer(**kwargs) -> TextTransformer:
+    """The text classifier; keyword arguments as ``TextTransformer`` (vocab_size and num_classes required)."""
+    return TextTransformer(**kwargs)

@@ -1,0 +1,213 @@
+"""Text classification: routing by hand, squash, padding invariance, the data's hygiene, textfile's refusals,
+and the task end to end (train, predict, visualize, export)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import attnlab
+from attnlab.cli import main
+from attnlab.data.text import build_text_data, deduplicate, stratified_indices
+from attnlab.models.text import CapsuleHead, margin_loss, squash
+
+F64 = torch.float64
+
+
+def test_squash_keeps_direction_and_maps_lengths_below_one():
+    s = torch.tensor([[3.0, 4.0], [0.0, 0.0], [1e-3, 0.0]], dtype=F64)
+    v = squash(s)
+    assert v[0].norm().item() == pytest.approx(25 / 26)  # |s|² / (1 + |s|²) with |s| = 5
+    torch.testing.assert_close(v[0] / v[0].norm(), s[0] / 5)
+    assert v[1].abs().max() == 0 and (v.norm(dim=-1) < 1).all()
+
+
+def test_routing_on_a_hand_computed_two_input_two_class_example():
+    head = CapsuleHead(4, 2, primary=1, primary_dim=2, class_dim=2, iterations=3).double()
+    w = np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.2, 0.0], [0.0, 1.0]]])  # W_0 = identity, W_1 = diag(0.2, 1)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(w)[None])
+    u = torch.tensor([[[[0.6, 0.0], [0.5, 0.1]]]], dtype=F64)  # (B=1, P=1, L=2, d_p=2): two input capsules
+    with torch.no_grad():
+        v, c = head.route(u)
+    # by hand: û_j|i = W_j u_i; b = 0 -> c = 1/2 everywhere at first
+    inputs = [np.array([0.6, 0.0]), np.array([0.5, 0.1])]
+    uh = {j: [w[j] @ x for x in inputs] for j in range(2)}
+
+    def sq(x):
+        n2 = x @ x
+        return x * n2 / (1 + n2) / math.sqrt(n2 + 1e-8)  # Eq. 1, with the implementation's ε against 0/0
+
+    b = np.zeros((2, 2))  # (input i, class j)
+    for r in range(3):
+        cc = np.exp(b) / np.exp(b).sum(1, keepdims=True)
+        vv = {j: sq(sum(cc[i, j] * uh[j][i] for i in range(2))) for j in range(2)}
+        if r < 2:
+            b = b + np.array([[uh[j][i] @ vv[j] for j in range(2)] for i in range(2)])
+    np.testing.assert_allclose(v[0].numpy(), np.stack([vv[0], vv[1]]), rtol=1e-12)
+    np.testing.assert_allclose(c[0, 0].numpy(), cc, rtol=1e-12)
+    assert c[0, 0, 0, 0] > c[0, 0, 0, 1]  # input 0 lies along class 0's prediction: routing sends it there
+
+
+def test_margin_loss_is_the_papers():
+    lengths = torch.tensor([[0.95, 0.3]], dtype=F64)
+    # target 0: max(0, 0.9 − 0.95)² + 0.5 · max(0, 0.3 − 0.1)² = 0.02
+    assert margin_loss(lengths, torch.tensor([0])).item() == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("head", ["capsule", "mean", "cls"])
+def test_scores_do_not_depend_on_padding_and_empty_rows_give_no_nan(head):
+    torch.manual_seed(0)
+    model = (
+        attnlab.create_model(
+            "text_transformer",
+            vocab_size=50,
+            num_classes=3,
+            dim=16,
+            depth=2,
+            heads=2,
+            head=head,
+            bigram_buckets=31,
+            max_len=40,
+            orphan=head == "capsule",
+        )
+        .double()
+        .eval()
+    )
+    text = torch.tensor([[5, 9, 3, 7, 2]])
+    alone = model(text)
+    batch = torch.zeros(3, 12, dtype=torch.int64)
+    batch[0, :5] = text[0]
+    batch[1] = torch.arange(2, 14)  # a longer text adds padding to the first row
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch)[0], alone[0].detach(), rtol=1e-10, atol=1e-12)
+        assert torch.isfinite(model(batch)).all()  # row 2 is all padding
+    model.train()
+    loss = model(batch[:2]).sum()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, missing  # gradients reach every parameter
+
+
+def test_capsule_head_costs_little_beyond_mean_pooling():
+    # the same encoder: the heads differ only in what follows it (a parameter count check, not a timing)
+    caps = attnlab.create_model("text_transformer", head="capsule", bigram_buckets=0)
+    mean = attnlab.create_model("text_transformer", head="mean", bigram_buckets=0)
+    extra = sum(p.numel() for p in caps.head.parameters())
+    assert extra == 128 * 64 + 64 + 8 * 2 * 16 * 8  # W_p (and bias), W_ij
+    assert sum(p.numel() for p in caps.parameters()) - extra == sum(p.numel() for p in mean.parameters()) - 258
+
+
+def test_reviews_zh_is_deduplicated_before_a_disjoint_split():
+    d = build_text_data("reviews_zh")
+    assert len(d.train_texts) + len(d.test_texts) == 17363
+    assert not set(d.train_texts) & set(d.test_texts)  # no text in both splits
+    assert len(set(d.train_texts)) == len(d.train_texts)
+    assert "47 texts under both labels dropped" in d.notes[0]
+    share = np.mean(d.test_labels)
+    assert abs(share - np.mean(d.train_labels)) < 0.01 and len(d.test_texts) == 1736
+
+
+def test_deduplicate_and_a_split_that_leaks_is_caught():
+    texts, labels, dupes, conflicting = deduplicate(["a", "b", "a", "c", "c"], ["x", "y", "x", "x", "y"])
+    assert (texts, labels, dupes, conflicting) == (["a", "b"], ["x", "y"], 2, 1)
+    train, test = stratified_indices([0, 1] * 10, 0.2, seed=0)
+    assert not set(train) & set(test) and len(test) == 4
+    leaky = ["t1", "t2", "t1"]  # a duplicate left in: the split check must see it
+    tr, te = [leaky[0], leaky[1]], [leaky[2]]
+    assert set(tr) & set(te) == {"t1"}
+
+
+def write_csv(path, rows, header="text,label"):
+    path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+
+
+def test_textfile_refuses_bad_input_naming_it(tmp_path):
+    good = [f"好{i} 书,pos" for i in range(6)] + [f"差{i} 书,neg" for i in range(6)]
+    write_csv(tmp_path / "train.csv", good)
+    write_csv(tmp_path / "val.csv", good[:2] + good[-2:])
+    d = build_text_data("textfile", root=tmp_path)
+    assert d.classes == ["neg", "pos"] and len(d.train_texts) == 12
+    (tmp_path / "val.csv").write_bytes("text,label\n好书,pos\n".encode() + b"\xff\xfe bad,neg\n")
+    with pytest.raises(ValueError, match=r"val.csv: line 3 is not UTF-8"):
+        build_text_data("textfile", root=tmp_path)
+    write_csv(tmp_path / "val.csv", ["好书,great"])
+    with pytest.raises(ValueError, match=r"labels \['great'\] appear only in validation"):
+        build_text_data("textfile", root=tmp_path)
+    write_csv(tmp_path / "val.csv", ["好书,pos", ",neg"])
+    with pytest.raises(ValueError, match="row 3 has an empty text"):
+        build_text_data("textfile", root=tmp_path)
+    with pytest.raises(ValueError, match=r"--label-col: .*train.csv has no column 'sentiment'"):
+        build_text_data("textfile", root=tmp_path, label_col="sentiment")
+
+
+def test_text_options_are_checked(tmp_path, capsys, monkeypatch):
+    assert main(["train", "--task", "text", "--max-len", "0", "--out", str(tmp_path / "a")]) == 2
+    assert "--max-len: expected an int >= 1, got 0" in capsys.readouterr().err
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_jieba(name, *args, **kwargs):
+        if name == "jieba":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_jieba)
+    assert main(["train", "--task", "text", "--tokenizer", "jieba", "--out", str(tmp_path / "b")]) == 2
+    assert "--tokenizer jieba: the jieba package is not installed; pip install jieba" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("text")
+    rng = np.random.default_rng(0)
+    good, bad = list("好棒喜欢赞美妙"), list("差烂坏糟失望")
+    rows = []
+    for i in range(160):
+        label = i % 2
+        words = "".join(rng.choice(good if label else bad, 4)) + "".join(rng.choice(list("的了书这本"), 3))
+        rows.append(json.dumps({"review": words, "stars": ["low", "high"][label]}, ensure_ascii=False))
+    (root / "train.jsonl").write_text("\n".join(rows[:128]) + "\n", encoding="utf-8")
+    (root / "val.jsonl").write_text("\n".join(rows[128:]) + "\n", encoding="utf-8")
+    out = root / "run"
+    args = ["train", "--task", "text", "--data", "textfile", "--data-dir", str(root), "--text-col", "review"]
+    args += ["--label-col", "stars", "--dim", "16", "--heads", "2", "--epochs", "6", "--batch-size", "16"]
+    assert main([*args, "--min-count", "1", "--lr", "0.01", "--out", str(out)]) == 0
+    return root, out
+
+
+def test_text_run_learns_and_reports_the_baseline(text_run):
+    _, out = text_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_val_acc"] >= 0.9  # sentiment carried by single characters: easy
+    assert summary["baselines"]["tfidf_logreg"]["val_acc"] >= 0.9
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"val_acc", "val_macro_f1", "train_acc", "texts_per_s"} <= set(record)
+
+
+def test_text_predict_visualize_export(text_run, tmp_path, capsys):
+    root, out = text_run
+    assert main(["predict", "--checkpoint", str(out), "--text", "好棒喜欢的书", "--text", "差烂失望"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("high ") and lines[1].startswith("low ")
+    page = tmp_path / "att.html"
+    assert main(["visualize", "--checkpoint", str(out), "--images", "3", "--out", str(page)]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<tr>") == 4 and 'charset="utf-8"' in html and "span style" in html
+    assert (tmp_path / "att.png").is_file()
+    ort = pytest.importorskip("onnxruntime")
+    onnx = tmp_path / "text.onnx"
+    assert main(["export", "--checkpoint", str(out), "--format", "onnx", "--out", str(onnx)]) == 0
+    from attnlab.engine.run_folder import load_run
+
+    run = load_run(out)
+    session = ort.InferenceSession(str(onnx))
+    for shape in ((1, 5), (3, 17)):  # dynamic batch and length
+        ids = torch.randint(1, 10, shape)
+        got = session.run(None, {"input": ids.numpy()})[0]
+        with torch.no_grad():
+            np.testing.assert_allclose(got, run.model(ids).numpy(), rtol=1e-4, atol=1e-5)
