@@ -14,6 +14,7 @@ BENCHMARKS = {
     "models": "models",
     "train": "train",
     "segment": "segment",
+    "text": "text",
 }
 
 

@@ -85,17 +85,23 @@ class Vocabulary:
 
 
 class TokenizedTexts(Dataset):
-    """Items ``(token ids (n,) int64, label)``; empty texts become one unknown token (never a 0-length row)."""
+    """Items ``(token ids (n,) int64, label)``; empty texts become one unknown token (never a 0-length row).
 
-    def __init__(self, ids: list[list[int]], labels: list[int]) -> None:
+    ``token_dropout`` > 0 (training): each token is replaced by the unknown token with that probability, a
+    fresh draw per item from torch's generator (``EpochSeeded`` makes it a function of seed, epoch, index)."""
+
+    def __init__(self, ids: list[list[int]], labels: list[int], token_dropout: float = 0.0) -> None:
         self.ids = [torch.tensor(x or [UNK], dtype=torch.int64) for x in ids]
-        self.labels = labels
+        self.labels, self.token_dropout = labels, token_dropout
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        return self.ids[i], self.labels[i]
+        x = self.ids[i]
+        if self.token_dropout > 0:
+            x = torch.where(torch.rand(x.shape) < self.token_dropout, torch.full_like(x, UNK), x)
+        return x, self.labels[i]
 
 
 def collate_padded(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:

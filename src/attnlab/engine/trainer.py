@@ -31,6 +31,7 @@ from .distributed import DistContext, setup_distributed
 from .loop import NonFiniteLoss, evaluate, train_one_epoch
 from .progress import EpochProgress
 from .run_folder import BEST, CURVES, LAST, METRICS, SUMMARY, RunError, load_model_weights, prepare_run_dir
+from .samplers import LengthGroupedSampler
 
 __all__ = [
     "RunOptions",
@@ -113,7 +114,14 @@ def build_loaders(data: TaskData, config: TrainConfig, ctx: DistContext, workers
     per_rank = max(1, config.recipe.batch_size // ctx.world_size)  # --batch-size is the global batch
     # One process or many, the same seeded permutation per epoch: rank r takes every world_size-th index, so
     # the ranks' batches b together are exactly the one-process batch b.
-    sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=config.recipe.seed)
+    seed = config.recipe.seed
+    if data.lengths is not None:  # variable lengths: batches of similar lengths, the same split across ranks
+        lengths = data.lengths[: len(data.train)]
+        sampler = LengthGroupedSampler(
+            lengths, config.recipe.batch_size, world_size=ctx.world_size, rank=ctx.rank, seed=seed
+        )
+    else:
+        sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=seed)
     common = {"num_workers": workers, "pin_memory": pin, "collate_fn": data.collate_fn}
     train = DataLoader(data.train, per_rank, sampler=sampler, **common)
     test_part = Subset(data.test, range(ctx.rank, len(data.test), ctx.world_size))  # disjoint shards, no padding

@@ -156,8 +156,9 @@ class TextTransformer(nn.Module):
         dim, depth, heads, ffn: width, layers, attention heads, feed-forward width (default 2·dim).
         max_len: the longest text (positions learned up to it).
         head: "capsule", "mean" or "cls".
-        bigram_buckets: hashed embeddings of adjacent token pairs (0: none); character bigrams carry much of
-            Chinese words' meaning.
+        bigram_buckets: buckets of the hashed n-gram embeddings (0: none); character bigrams and trigrams carry
+            much of Chinese words' meaning (fastText's n-gram hashing).
+        ngram_order: the longest n-gram hashed (2: bigrams, 3: bigrams and trigrams).
         dropout: on embeddings, attention and feed-forward.
         orphan, iterations: the capsule head's orphan class and routing iterations.
     """
@@ -174,6 +175,7 @@ class TextTransformer(nn.Module):
         max_len: int = 128,
         head: str = "capsule",
         bigram_buckets: int = 0,
+        ngram_order: int = 2,
         dropout: float = 0.1,
         orphan: bool = False,
         iterations: int = 3,
@@ -191,7 +193,9 @@ class TextTransformer(nn.Module):
                 raise ValueError(f"{name}: expected an int >= 2, got {value!r}")
         if dim % heads:
             raise ValueError(f"dim: expected a multiple of heads ({heads}), got {dim}")
-        self.head_name, self.max_len, self.bigram_buckets = head, max_len, bigram_buckets
+        if ngram_order < 2:
+            raise ValueError(f"ngram_order: expected an int >= 2, got {ngram_order!r}")
+        self.head_name, self.max_len, self.bigram_buckets, self.ngram_order = head, max_len, bigram_buckets, ngram_order
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
         self.bigram = nn.Embedding(bigram_buckets, dim, padding_idx=0) if bigram_buckets else None
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if head == "cls" else None
@@ -205,11 +209,16 @@ class TextTransformer(nn.Module):
         if self.bigram is not None:
             nn.init.normal_(self.bigram.weight, std=0.02)
 
-    def bigram_ids(self, ids: Tensor) -> Tensor:
-        """Hash of each (token, next token) pair into 1 … buckets − 1; 0 where either is padding or at the end."""
-        nxt = F.pad(ids[:, 1:], (0, 1), value=PAD)
-        h = (ids * HASH_PRIME + nxt) % (self.bigram_buckets - 1) + 1
-        return torch.where((ids == PAD) | (nxt == PAD), torch.zeros_like(h), h)
+    def ngram_ids(self, ids: Tensor, n: int) -> Tensor:
+        """Hash of each n-gram starting at a position into 1 … buckets − 1 (0 where it reaches padding or the end);
+        each order n hashes with its own salt, so bigrams and trigrams share the table without colliding by design."""
+        h = ids * 0 + n  # the salt
+        valid = ids != PAD
+        for k in range(n):
+            tok = F.pad(ids[:, k:], (0, k), value=PAD)
+            h = (h * HASH_PRIME + tok) % 2_147_483_647
+            valid = valid & (tok != PAD)
+        return torch.where(valid, h % (self.bigram_buckets - 1) + 1, torch.zeros_like(h))
 
     def features(self, ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, list]:
         """ids (B, L) -> (token features (B, L', D), padding (B, L'), per-layer weights); L' = L (+1 with "cls")."""
@@ -217,7 +226,8 @@ class TextTransformer(nn.Module):
         pad = ids == PAD
         x = self.embed(ids)
         if self.bigram is not None:
-            x = x + self.bigram(self.bigram_ids(ids))
+            for n in range(2, self.ngram_order + 1):
+                x = x + self.bigram(self.ngram_ids(ids, n))
         if self.cls is not None:
             x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)
             pad = torch.cat([pad.new_zeros(pad.shape[0], 1), pad], dim=1)

@@ -64,13 +64,15 @@ def options_from_dict(cls: type, values: dict, *, task: str) -> Any:
 class TaskData:
     """A task's data: train and test splits, the batch ``collate_fn`` (None: torch's default), ``meta``,
     JSON-able facts saved with the run (classes, transforms, …) from which the model and predict rebuild, and
-    ``source``, the task's own view of the data (raw texts, …) for its baselines and pictures."""
+    ``source``, the task's own view of the data (raw texts, …) for its baselines and pictures. With
+    ``lengths``, the engine batches training samples of similar length together."""
 
     train: Dataset
     test: Dataset
     meta: dict
     collate_fn: Callable | None = None
     source: Any = None
+    lengths: Sequence[int] | None = None  # per training sample: batches of similar lengths (less padding)
 
 
 class Metric:

@@ -43,11 +43,13 @@ class TextOptions:
     tokenizer: str = option("char", "char (characters) or jieba (Chinese words)")
     max_len: int = option(128, "texts are cut to this many tokens")
     min_count: int = option(2, "tokens seen fewer times in the training split are unknown")
-    dim: int = option(128, "width of the encoder")
+    dim: int = option(96, "width of the encoder")
     depth: int = option(1, "encoder layers")
     heads: int = option(4, "attention heads")
-    bigrams: int = option(16384, "hashed bigram embedding buckets (0: none)")
-    dropout: float = option(0.1, "dropout")
+    bigrams: int = option(16384, "buckets of the hashed n-gram embeddings (0: none)")
+    ngrams: int = option(2, "the longest hashed n-gram: 2 (bigrams) or 3 (and trigrams)")
+    dropout: float = option(0.3, "dropout on the embeddings and the encoder's branches")
+    token_dropout: float = option(0.15, "training texts: each token becomes unknown with this probability")
     orphan: bool = option(False, "capsule head: an orphan class that routing can send background words to")
 
     def __post_init__(self) -> None:
@@ -63,8 +65,9 @@ class TextOptions:
                 raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
         if self.bigrams == 1:
             raise ValueError("--bigrams: expected 0 (none) or at least 2 buckets, got 1")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"--dropout: expected a number in [0, 1), got {self.dropout}")
+        for name, value in (("--dropout", self.dropout), ("--token-dropout", self.token_dropout)):
+            if not 0 <= value < 1:
+                raise ValueError(f"{name}: expected a number in [0, 1), got {value}")
 
 
 def encode(texts: list[str], vocab: Vocabulary, tokenizer: str, max_len: int) -> list[list[int]]:
@@ -122,11 +125,13 @@ class Text(Task):
         d = build_text_data(options.data, root=options.data_dir, text_col=options.text_col, label_col=options.label_col)
         tokenize = TOKENIZERS.get(options.tokenizer)
         vocab = Vocabulary.build([tokenize(t) for t in d.train_texts], options.min_count)
-        train = TokenizedTexts(encode(d.train_texts, vocab, options.tokenizer, options.max_len), d.train_labels)
+        train_ids = encode(d.train_texts, vocab, options.tokenizer, options.max_len)
+        train = TokenizedTexts(train_ids, d.train_labels, options.token_dropout)
         test = TokenizedTexts(encode(d.test_texts, vocab, options.tokenizer, options.max_len), d.test_labels)
         notes = [*d.notes, f"vocabulary: {len(vocab)} {options.tokenizer} tokens (min count {options.min_count})"]
         meta = {"classes": d.classes, "vocab": vocab.tokens, "notes": notes}
-        return TaskData(train, test, meta, collate_fn=collate_padded, source=d)
+        lengths = [len(x) for x in train.ids]
+        return TaskData(train, test, meta, collate_fn=collate_padded, source=d, lengths=lengths)
 
     def build_model(self, options: TextOptions, meta: dict) -> nn.Module:
         return create_model(
@@ -139,6 +144,7 @@ class Text(Task):
             max_len=options.max_len,
             head=options.head,
             bigram_buckets=options.bigrams,
+            ngram_order=options.ngrams,
             dropout=options.dropout,
             orphan=options.orphan,
         )
