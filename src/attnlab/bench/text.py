@@ -70,7 +70,7 @@ def run(*, dim: int, depth: int, heads: int, batch: int, max_len: int, rounds: i
     torch.manual_seed(0)
     mean = TextTransformer(head="mean", bigram_buckets=16384, **common)
     torch.manual_seed(0)
-    caps = TextTransformer(head="capsule", bigram_buckets=16384, **common)
+    caps = TextTransformer(head="capsule", bigram_buckets=16384, primary=4, **common)  # the task's default
     torch.manual_seed(0)
     torch_mean = TorchEncoder(TextTransformer(head="mean", bigram_buckets=16384, **common), dim, heads, depth, 0.1)
     fns = {
@@ -88,7 +88,7 @@ def run(*, dim: int, depth: int, heads: int, batch: int, max_len: int, rounds: i
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dim", type=int, default=128)
+    p.add_argument("--dim", type=int, default=96)
     p.add_argument("--depth", type=int, default=1)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--batch", type=int, default=64)

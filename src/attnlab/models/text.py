@@ -160,7 +160,7 @@ class TextTransformer(nn.Module):
             much of Chinese words' meaning (fastText's n-gram hashing).
         ngram_order: the longest n-gram hashed (2: bigrams, 3: bigrams and trigrams).
         dropout: on embeddings, attention and feed-forward.
-        orphan, iterations: the capsule head's orphan class and routing iterations.
+        orphan, iterations, primary: the capsule head's orphan class, routing iterations, primary capsules per token.
     """
 
     def __init__(
@@ -179,6 +179,7 @@ class TextTransformer(nn.Module):
         dropout: float = 0.1,
         orphan: bool = False,
         iterations: int = 3,
+        primary: int = 8,
     ) -> None:
         super().__init__()
         if head not in HEADS:
@@ -203,7 +204,7 @@ class TextTransformer(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.layers = nn.ModuleList(EncoderLayer(dim, heads, ffn or 2 * dim, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
-        kwargs = {"orphan": orphan, "iterations": iterations} if head == "capsule" else {}
+        kwargs = {"orphan": orphan, "iterations": iterations, "primary": primary} if head == "capsule" else {}
         self.head = HEADS[head](dim, num_classes, **kwargs)
         nn.init.normal_(self.embed.weight, std=0.02)
         if self.bigram is not None:

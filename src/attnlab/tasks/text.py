@@ -51,6 +51,7 @@ class TextOptions:
     dropout: float = option(0.3, "dropout on the embeddings and the encoder's branches")
     token_dropout: float = option(0.15, "training texts: each token becomes unknown with this probability")
     orphan: bool = option(False, "capsule head: an orphan class that routing can send background words to")
+    capsules: int = option(4, "capsule head: primary capsules per token")
 
     def __post_init__(self) -> None:
         for name, value, low in (
@@ -59,6 +60,7 @@ class TextOptions:
             ("--dim", self.dim, 4),
             ("--depth", self.depth, 1),
             ("--heads", self.heads, 1),
+            ("--capsules", self.capsules, 1),
             ("--bigrams", self.bigrams, 0),
         ):
             if value < low:
@@ -147,6 +149,7 @@ class Text(Task):
             ngram_order=options.ngrams,
             dropout=options.dropout,
             orphan=options.orphan,
+            primary=options.capsules,
         )
 
     def example_input(self, options: TextOptions, meta: dict, batch: int = 1) -> tuple[Tensor, ...]:
