@@ -320,9 +320,9 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
             + ("" if interrupted else " after lowering --lr")
         )
     state.wall_seconds = wall_before + time.perf_counter()
-    summary = _summary(config, data, model, state, ctx.device)
     if not ctx.is_main:
         return None
+    summary = _summary(config, data, model, state, ctx.device)  # rank 0 alone: baselines and FLOPs once
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     if state.history:
         from ..report.curves import plot_curves  # matplotlib only at the end

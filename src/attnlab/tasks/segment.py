@@ -122,6 +122,14 @@ class _EvalMetrics(Metric):
         super().__init__(self.WIDTH * len(conditions))
         self.options, self.conditions = options, conditions
 
+    def add(self, condition: int, pred: Tensor, labels: Tensor, loss: float = 0.0) -> None:
+        """One image under one condition: a boolean foreground (H, W) against instance labels (H, W)."""
+        counts = instance_scores(labels.cpu().numpy(), pred.cpu().numpy(), self.options)
+        row = torch.cat([torch.tensor([loss, 1.0], dtype=torch.float64), pixel_counts(pred, labels > 0)])
+        start = condition * self.WIDTH
+        self.sums[start : start + 6] += row
+        self.sums[start + 6 : start + self.WIDTH] += torch.from_numpy(counts).flatten()
+
     def update(self, output: Tensor, target: Tensor, loss: Tensor | None) -> None:
         # output: (B·K, 1, H, W) logits, image-major; target: (B, H, W) instance labels
         k = len(self.conditions)
@@ -130,14 +138,8 @@ class _EvalMetrics(Metric):
             fg = labels > 0
             for c in range(k):
                 logits = output[b * k + c, 0].float()
-                pred = logits > 0
                 bce = F.binary_cross_entropy_with_logits(logits, fg.float()).item()
-                loss_value = bce + soft_dice_loss(logits, fg).item()
-                counts = instance_scores(labels.cpu().numpy(), pred.cpu().numpy(), self.options)
-                row = torch.cat([torch.tensor([loss_value, 1.0], dtype=torch.float64), pixel_counts(pred, fg)])
-                start = c * self.WIDTH
-                self.sums[start : start + 6] += row
-                self.sums[start + 6 : start + self.WIDTH] += torch.from_numpy(counts).flatten()
+                self.add(c, logits > 0, labels, bce + soft_dice_loss(logits, fg).item())
 
     def compute(self) -> tuple[dict[str, float], dict]:
         scalars: dict[str, float] = {}
@@ -237,15 +239,8 @@ class Segment(Task):
         metric = _EvalMetrics(options, conditions)
         for i in range(len(data.test)):
             images, labels = data.test[i]
-            fg = labels > 0
             for c in range(len(conditions)):
-                pred = torch.from_numpy(otsu_foreground(images[c].numpy()))
-                counts = instance_scores(labels.numpy(), pred.numpy(), options)
-                start = c * metric.WIDTH
-                metric.sums[start + 1 : start + 6] += torch.cat(
-                    [torch.ones(1, dtype=torch.float64), pixel_counts(pred, fg)]
-                )
-                metric.sums[start + 6 : start + metric.WIDTH] += torch.from_numpy(counts).flatten()
+                metric.add(c, torch.from_numpy(otsu_foreground(images[c].numpy())), labels)
         scalars, _ = metric.compute()
         scalars.pop("loss", None)
         return {"otsu": {f"val_{k}": v for k, v in scalars.items()}}

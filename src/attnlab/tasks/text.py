@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ..data.text import (
     TEXT_DATA,
     TOKENIZERS,
+    UNK,
     TokenizedTexts,
     Vocabulary,
     build_text_data,
@@ -102,6 +103,22 @@ class _Confusion(Metric):
         if not self.training:
             scalars = {"loss": loss / n, **scalars}
         return scalars, {"confusion": confusion.long().tolist()}
+
+
+def _texts(texts: list[str], files: list[str]) -> list[tuple[str, str, str | None]]:
+    """(name, text, error) for each ``--text`` and each non-empty line of each file (one text per line)."""
+    items: list[tuple[str, str, str | None]] = [(t, t, None) for t in texts]
+    for path in files:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            items.append((path, "", "no such file"))
+            continue
+        except UnicodeDecodeError:
+            items.append((path, "", "not UTF-8"))
+            continue
+        items += [(f"{path}:{n}", line, None) for n, line in enumerate(lines, start=1) if line.strip()]
+    return items
 
 
 @register_task
@@ -196,28 +213,13 @@ class Text(Task):
 
     @torch.no_grad()
     def predict(self, model: nn.Module, options: TextOptions, meta: dict, inputs: list[str], args: Any) -> list[dict]:
-        items: list[tuple[str, str]] = [(t, t) for t in getattr(args, "text", [])]
-        for path in inputs:  # files: one text per line
-            p = Path(path)
-            try:
-                lines = p.read_text(encoding="utf-8").splitlines()
-            except FileNotFoundError:
-                items.append((path, ""))
-                continue
-            except UnicodeDecodeError:
-                items.append((path, "\0not-utf8"))
-                continue
-            items += [(f"{path}:{n}", line) for n, line in enumerate(lines, start=1) if line.strip()]
         vocab, classes = Vocabulary(meta["vocab"]), meta["classes"]
         rows = []
-        for name, text in items:
-            if text == "\0not-utf8":
-                rows.append({"input": name, "error": f"{name}: not UTF-8"})
+        for name, text, error in _texts(getattr(args, "text", []), inputs):
+            if error or not text.strip():
+                rows.append({"input": name, "error": f"{name}: {error or 'an empty text'}"})
                 continue
-            if not text.strip():
-                rows.append({"input": name, "error": f"{name}: an empty text, or no such file"})
-                continue
-            ids = torch.tensor([encode([text], vocab, options.tokenizer, options.max_len)[0] or [1]])
+            ids = torch.tensor([encode([text], vocab, options.tokenizer, options.max_len)[0] or [UNK]])
             scores = model(ids)[0].float()
             probs = scores if options.head == "capsule" else scores.softmax(0)
             k = int(probs.argmax())
