@@ -271,3 +271,87 @@ def test_segment_visualize_and_export(seg_run, tmp_path, monkeypatch):
     got = ort.InferenceSession(str(onnx)).run(None, {"input": x.numpy()})[0]
     with torch.no_grad():
         np.testing.assert_allclose(got, run.model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+# ---- several classes -----------------------------------------------------------------------------------------
+def test_class_counts_and_the_multiclass_dice_loss_by_hand():
+    from attnlab.tasks.segment import class_counts, multiclass_soft_dice_loss, segmentation_loss, soft_dice_loss
+
+    true = torch.tensor([[0, 1, 1], [2, 2, 0]])
+    pred = torch.tensor([[0, 1, 2], [2, 0, 0]])
+    # correct 4 of 6; class 1: TP 1, FP 0, FN 1; class 2: TP 1, FP 1, FN 1
+    assert class_counts(pred, true, 2).tolist() == [4, 6, 1, 0, 1, 1, 1, 1]
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5, dtype=F64)
+    target = torch.randint(0, 3, (2, 4, 5))
+    p = logits.softmax(1)
+    dices = []
+    for k in (1, 2):
+        y = (target == k).double()
+        dices.append((2 * (p[:, k] * y).sum() + 1) / (p[:, k].sum() + y.sum() + 1))
+    torch.testing.assert_close(multiclass_soft_dice_loss(logits, target), 1 - (dices[0] + dices[1]) / 2)
+    torch.testing.assert_close(
+        segmentation_loss(logits, target), F.cross_entropy(logits, target) + multiclass_soft_dice_loss(logits, target)
+    )
+    one = logits[:, :1]  # one logit map: BCE + the binary soft Dice
+    fg = target > 0
+    expected = F.binary_cross_entropy_with_logits(one[:, 0], fg.double()) + soft_dice_loss(one[:, 0], fg)
+    torch.testing.assert_close(segmentation_loss(one, fg.long()), expected)
+
+
+def make_two_class_folder(root, n=2, size=48):
+    """Dim disks (class 1) and bright disks (class 2) on a dark background; masks of class indices."""
+    rng = np.random.default_rng(1)
+    for split in ("train", "val"):
+        for i in range(n):
+            mask = np.zeros((size, size), np.uint8)
+            for k in range(4):
+                cy, cx = rng.integers(8, size - 8, 2)
+                mask[disk((size, size), (cy, cx), 5)] = 1 + k % 2
+            image = rng.normal(20, 4, (size, size)) + (mask == 1) * 90 + (mask == 2) * 200
+            write(root / split / "images" / f"img{i}.png", image.clip(0, 255).astype(np.uint8))
+            write(root / split / "masks" / f"img{i}.png", mask)
+
+
+def test_class_masks_are_checked_against_the_number_of_classes(tmp_path):
+    root = tmp_path / "two"
+    make_two_class_folder(root)
+    d = build_segmentation_data("segfolder", root=root, crop=32, samples=4, classes=2)
+    _, labels = d.test[0]
+    assert set(labels.unique().tolist()) == {0, 1, 2}  # class indices, not instances
+    _, crop = d.train[0]
+    assert set(crop.unique().tolist()) <= {0, 1, 2}
+    with pytest.raises(ValueError, match=r"img0.png: a mask with values \[0, 1, 2, 7\]; expected class indices 0-2"):
+        write(root / "val" / "masks" / "img0.png", np.array([[0, 1, 2, 7]] * 48, np.uint8).repeat(12, 1))
+        build_segmentation_data("segfolder", root=root, crop=32, classes=2)
+    with pytest.raises(ValueError, match="--classes: nuclei has one class"):
+        build_segmentation_data("nuclei", classes=3)
+
+
+@pytest.fixture(scope="module")
+def two_class_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seg2")
+    make_two_class_folder(root / "data")
+    out = root / "run"
+    args = ["--task", "segment", "--data", "segfolder", "--data-dir", str(root / "data"), "--classes", "2"]
+    small = ["--width", "4", "--depth", "2", "--crop", "32", "--samples", "16", "--epochs", "2", "--batch-size", "8"]
+    assert main(["train", *args, *small, "--tile", "32", "--overlap", "8", "--out", str(out)]) == 0
+    return root, out
+
+
+def test_several_classes_train_with_their_own_dice_and_the_multi_otsu_baseline(two_class_run, tmp_path, capsys):
+    root, out = two_class_run
+    summary = json.loads((out / "summary.json").read_text())
+    final = summary["final_metrics"]
+    assert {"val_dice", "val_dice_class1", "val_dice_class2", "val_iou", "val_f1"} <= set(final)
+    assert final["val_dice"] == pytest.approx((final["val_dice_class1"] + final["val_dice_class2"]) / 2)
+    assert summary["baselines"]["multi_otsu"]["val_dice"] > 0.9  # two brightness bands: multi-Otsu's easy case
+    from attnlab.engine.run_folder import load_run
+
+    assert load_run(out).model(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)  # background + 2 classes
+    image = root / "data" / "val" / "images" / "img0.png"
+    assert main(["predict", "--checkpoint", str(out), str(image), "--mask-dir", str(tmp_path / "m")]) == 0
+    mask = np.asarray(Image.open(tmp_path / "m" / "img0_mask.png"))
+    assert mask.shape == (48, 48) and set(np.unique(mask).tolist()) <= {0, 1, 2}
+    assert main(["train", "--task", "segment", "--classes", "0", "--out", str(tmp_path / "r")]) == 2
+    assert "--classes: expected an int >= 1, got 0" in capsys.readouterr().err

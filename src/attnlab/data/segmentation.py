@@ -1,10 +1,12 @@
 """Segmentation data: ``nuclei`` (a real fluorescence image of cell nuclei with its hand-made instance mask)
 and ``segfolder`` (the user's own images and masks).
 
-Training items are random crops ``(image (C, h, w) float, mask (h, w) int64 in {0, 1})`` with flips, 90°
-rotations and microscope intensity augmentation. Test items are whole images, one per test condition
-(clean, under an illumination gradient, at low contrast: ``microscopy.TEST_CONDITIONS``), as
-``(images (K, C, H, W) float, instance labels (H, W) int64)``: the task evaluates each condition separately.
+Training items are random crops ``(image (C, h, w) float, mask (h, w) int64)`` with flips, 90° rotations and
+microscope intensity augmentation; the mask is {0, 1} (foreground) or, with several classes, class indices
+0…N (0 background). Test items are whole images, one per test condition (clean, under an illumination
+gradient, at low contrast: ``microscopy.TEST_CONDITIONS``), as ``(images (K, C, H, W) float, labels (H, W)
+int64)``, the labels instance labels (one class) or class indices (several): the task evaluates each condition
+separately.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "WholeImages",
     "read_array",
     "read_mask",
+    "read_class_mask",
     "build_segmentation_data",
     "NUCLEI_SPLIT_COLUMN",
 ]
@@ -95,17 +98,41 @@ def read_mask(path: Path) -> np.ndarray:
     return m.astype(np.int64)
 
 
+def read_class_mask(path: Path, classes: int) -> np.ndarray:
+    """Class indices (H, W) int64 from a mask file of any integer depth: 0 background, 1…``classes``."""
+    m = read_array(path)
+    if m.ndim != 2:
+        raise ValueError(f"{path}: a mask of shape {m.shape}; expected one 2-D image of class indices (H, W)")
+    if not (np.issubdtype(m.dtype, np.integer) or m.dtype == np.bool_):
+        raise ValueError(f"{path}: a {m.dtype} mask; expected integer class indices 0-{classes}")
+    values = np.unique(m)
+    if values.min() < 0 or values.max() > classes:
+        raise ValueError(
+            f"{path}: a mask with values {values[:8].tolist()}; expected class indices 0-{classes} "
+            f"(--classes {classes}: 0 background, 1-{classes} the classes)"
+        )
+    return m.astype(np.int64)
+
+
 def _chw(image: np.ndarray) -> np.ndarray:
     return image[None] if image.ndim == 2 else np.moveaxis(image, -1, 0)
 
 
 class RandomCrops(Dataset):
-    """``length`` random crops of side ``crop`` from (normalized image (C, H, W), foreground mask (H, W)) pairs,
-    with flips, 90° rotations and intensity augmentation (drawn from torch's generator: see ``EpochSeeded``)."""
+    """``length`` random crops of side ``crop`` from (normalized image (C, H, W), labels (H, W)) pairs, with
+    flips, 90° rotations and intensity augmentation (drawn from torch's generator: see ``EpochSeeded``). The
+    crops' masks are the foreground (``classes`` = 1: labels > 0) or the class indices themselves."""
 
-    def __init__(self, pairs: list[tuple[np.ndarray, np.ndarray]], crop: int, length: int, augment: bool = True):
+    def __init__(
+        self,
+        pairs: list[tuple[np.ndarray, np.ndarray]],
+        crop: int,
+        length: int,
+        augment: bool = True,
+        classes: int = 1,
+    ):
         self.images = [torch.from_numpy(np.ascontiguousarray(img)) for img, _ in pairs]
-        self.masks = [torch.from_numpy((m > 0).astype(np.int64)) for _, m in pairs]
+        self.masks = [torch.from_numpy((m > 0 if classes == 1 else m).astype(np.int64)) for _, m in pairs]
         self.crop, self.length, self.augment = crop, length, augment
         self.weights = torch.tensor([float(m.numel()) for m in self.masks])  # larger images, more crops
 
@@ -143,10 +170,11 @@ class WholeImages(Dataset):
 
 
 def build_segmentation_data(
-    name: str, *, root: str | Path | None = None, crop: int = 96, samples: int = 256
+    name: str, *, root: str | Path | None = None, crop: int = 96, samples: int = 256, classes: int = 1
 ) -> SegmentationData:
+    """The data set ``name``; ``classes`` > 1 reads masks as class indices 0…classes (segfolder only)."""
     builder = SEGMENTATION_DATA.get(name)
-    return builder(root=None if root is None else Path(root), crop=crop, samples=samples)
+    return builder(root=None if root is None else Path(root), crop=crop, samples=samples, classes=classes)
 
 
 def _check_crop(pairs: list[tuple[np.ndarray, np.ndarray, Path]], crop: int) -> None:
@@ -165,10 +193,12 @@ NUCLEI_SPLIT_COLUMN = 256
 
 
 @SEGMENTATION_DATA.register("nuclei")
-def nuclei(*, root: Path | None = None, crop: int = 96, samples: int = 256) -> SegmentationData:
+def nuclei(*, root: Path | None = None, crop: int = 96, samples: int = 256, classes: int = 1) -> SegmentationData:
     """The 2018 Data Science Bowl fluorescence image of nuclei with its instance mask (512×512, 16-bit),
     shipped in the stardist wheel (BSD-3); read through the wheel's file list, never by importing stardist.
     ``root`` is accepted and unused."""
+    if classes != 1:
+        raise ValueError(f"--classes: nuclei has one class (nuclei against background), got {classes}")
     image = read_array(package_file("stardist", "stardist/data/images/img2d.tif", extra="segment"))
     labels = read_mask(package_file("stardist", "stardist/data/images/mask2d.tif", extra="segment"))
     s = NUCLEI_SPLIT_COLUMN
@@ -191,8 +221,9 @@ def nuclei(*, root: Path | None = None, crop: int = 96, samples: int = 256) -> S
     )
 
 
-def _pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray, Path]]:
-    """(image (C, H, W) as read, instance labels, image path) for ``folder/images`` and ``folder/masks``."""
+def _pairs(folder: Path, classes: int) -> list[tuple[np.ndarray, np.ndarray, Path]]:
+    """(image (C, H, W) as read, labels, image path) for ``folder/images`` and ``folder/masks``: instance labels
+    (one class) or class indices (several)."""
     images_dir, masks_dir = folder / "images", folder / "masks"
     for d in (images_dir, masks_dir):
         if not d.is_dir():
@@ -207,7 +238,8 @@ def _pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray, Path]]:
     for path in images:
         if path.stem not in masks:
             raise ValueError(f"{path}: no mask with the same name in {masks_dir}")
-        image, labels = _chw(read_array(path)), read_mask(masks[path.stem])
+        mask = masks[path.stem]
+        image, labels = _chw(read_array(path)), read_mask(mask) if classes == 1 else read_class_mask(mask, classes)
         if image.shape[-2:] != labels.shape:
             raise ValueError(
                 f"{masks[path.stem]}: the mask is {labels.shape[0]}×{labels.shape[1]}, its image {path.name} is "
@@ -221,11 +253,11 @@ def _pairs(folder: Path) -> list[tuple[np.ndarray, np.ndarray, Path]]:
 
 
 @SEGMENTATION_DATA.register("segfolder")
-def segfolder(*, root: Path | None = None, crop: int = 96, samples: int = 256) -> SegmentationData:
+def segfolder(*, root: Path | None = None, crop: int = 96, samples: int = 256, classes: int = 1) -> SegmentationData:
     """``root/train/{images,masks}`` and ``root/val/{images,masks}``, masks matched to images by file name."""
     if root is None:
         raise ValueError("--data-dir: segfolder needs a folder with train/ and val/, each holding images/ and masks/")
-    train, val = _pairs(root / "train"), _pairs(root / "val")
+    train, val = _pairs(root / "train", classes), _pairs(root / "val", classes)
     _check_crop(train, crop)
     if train[0][0].shape[0] != val[0][0].shape[0]:
         raise ValueError(f"--data-dir: train images have {train[0][0].shape[0]} channels, val {val[0][0].shape[0]}")
@@ -233,10 +265,11 @@ def segfolder(*, root: Path | None = None, crop: int = 96, samples: int = 256) -
     notes = [
         f"segfolder: {len(train)} training images ({samples} random {crop}×{crop} crops an epoch), "
         f"{len(val)} test images"
+        + (f"; {classes} classes (masks of class indices 0-{classes}, 0 the background)" if classes > 1 else "")
     ]
     return SegmentationData(
         "segfolder",
-        RandomCrops([(normalize_percentiles(img), m) for img, m, _ in train], crop, samples),
+        RandomCrops([(normalize_percentiles(img), m) for img, m, _ in train], crop, samples, classes=classes),
         WholeImages([(img, m) for img, m, _ in val], conditions),
         in_chans=train[0][0].shape[0],
         conditions=conditions,

@@ -27,9 +27,15 @@ from ..layers.attention_gate import AttentionGate
 from ..layers.registry import get_attention
 from .registry import register_model
 
-__all__ = ["UNet", "DoubleConv", "ResidualBlock", "UPSAMPLES"]
+__all__ = ["UNet", "DoubleConv", "ResidualBlock", "UPSAMPLES", "predicted_classes"]
 
 UPSAMPLES = ("transpose", "bilinear")
+
+
+def predicted_classes(logits: Tensor) -> Tensor:
+    """A U-Net's logits (B, K, H, W) -> class indices (B, H, W): one logit map is the foreground where it is
+    positive (1, else 0); several maps (background first) give their argmax."""
+    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
 
 
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ..models.tiling import tiled_logits
+from ..models.unet import predicted_classes
 from .maps import capture_gates
 from .plots import save_figure
 
@@ -32,14 +33,15 @@ def error_overlay(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
 def plot_segmentation(
     model: nn.Module, images: Tensor, labels: Tensor, conditions: list[str], options: Any, path: str | Path, title: str
 ) -> Path:
-    """Rows: test conditions. Columns: image, errors overlaid on the image, one gate map per U-Net level."""
+    """Rows: test conditions. Columns: image, errors overlaid on the image, one gate map per U-Net level. With
+    several classes the errors are those of the foreground (every class against the background)."""
     model.eval()
     true = (labels > 0).numpy()
     rows = []
     for c, name in enumerate(conditions):
         x = images[c : c + 1]
         with torch.no_grad(), capture_gates(model) as maps:
-            pred = (tiled_logits(model, x, options.tile, options.overlap)[0, 0] > 0).numpy()
+            pred = (predicted_classes(tiled_logits(model, x, options.tile, options.overlap))[0] > 0).numpy()
         if x.shape[-1] > options.tile or x.shape[-2] > options.tile:  # tiles: take the gates of one whole pass
             with torch.no_grad(), capture_gates(model) as maps:
                 model(x)

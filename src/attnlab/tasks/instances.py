@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["THRESHOLDS", "split_instances", "match_counts", "otsu_foreground", "f1_scores"]
+__all__ = ["THRESHOLDS", "split_instances", "match_counts", "otsu_foreground", "multi_otsu_classes", "f1_scores"]
 
 THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, …, 0.95
 
@@ -85,3 +85,12 @@ def otsu_foreground(image: np.ndarray) -> np.ndarray:
 
     gray = image.mean(axis=0) if image.ndim == 3 else image
     return gray > threshold_otsu(gray)
+
+
+def multi_otsu_classes(image: np.ndarray, classes: int) -> np.ndarray:
+    """The classical baseline for ``classes`` classes and the background: multi-Otsu's ``classes`` thresholds
+    (scikit-image) of a (C, H, W) image's mean; class k the k-th band of brightness (0, the darkest, background)."""
+    from skimage.filters import threshold_multiotsu
+
+    gray = image.mean(axis=0)
+    return np.digitize(gray, threshold_multiotsu(gray, classes=classes + 1)).astype(np.int64)

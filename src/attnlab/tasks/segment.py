@@ -1,10 +1,14 @@
 """Cell segmentation: U-Nets with residual blocks and attention gates, robust to uneven illumination and low
-contrast; foreground / background, with touching objects split into instances for the instance metrics.
+contrast; foreground / background, with touching objects split into instances for the instance metrics, or
+several classes (``--classes N``: masks of class indices 0…N, 0 the background).
 
-Loss: binary cross-entropy + soft Dice. Metrics on the held-out images, evaluated whole (overlapping tiles),
-under each test condition: Dice (the F1 of pixels), IoU, pixel accuracy, and instance F1 at IoU 0.5 and its
-mean over the thresholds 0.5-0.95. The classical baseline (Otsu's threshold with the same clean-up and
-instance split) is measured on the same images and reported beside the network.
+Loss: binary cross-entropy + soft Dice (one class, one logit map), cross-entropy + soft Dice averaged over
+the classes (several, N + 1 logit maps). Metrics on the held-out images, evaluated whole (overlapping tiles),
+under each test condition: Dice (the F1 of pixels; with several classes its mean over them, and each class's),
+IoU, pixel accuracy, and instance F1 at IoU 0.5 and its mean over the thresholds 0.5-0.95 (with several
+classes: of the foreground, every class against the background). The classical baseline (Otsu's threshold
+with the same clean-up and instance split; multi-Otsu for several classes) is measured on the same images and
+reported beside the network.
 """
 
 from __future__ import annotations
@@ -24,11 +28,19 @@ from ..data.segmentation import SEGMENTATION_DATA, build_segmentation_data, read
 from ..layers.registry import attention_info
 from ..models.registry import create_model, get_model_builder
 from ..models.tiling import tiled_logits
-from ..models.unet import UPSAMPLES
+from ..models.unet import UPSAMPLES, predicted_classes
 from .base import Metric, Task, TaskData, option, register_task
-from .instances import THRESHOLDS, f1_scores, match_counts, otsu_foreground, split_instances
+from .instances import THRESHOLDS, f1_scores, match_counts, multi_otsu_classes, otsu_foreground, split_instances
 
-__all__ = ["Segment", "SegmentOptions", "soft_dice_loss", "pixel_counts", "instance_scores"]
+__all__ = [
+    "Segment",
+    "SegmentOptions",
+    "soft_dice_loss",
+    "multiclass_soft_dice_loss",
+    "segmentation_loss",
+    "class_counts",
+    "instance_scores",
+]
 
 
 @dataclass
@@ -37,6 +49,9 @@ class SegmentOptions:
     attention: str | None = option(None, "a zoo module inside every U-Net block (scse, cbam, …), or none")
     data: str = option("nuclei", "nuclei, segfolder")
     data_dir: str | None = option(None, "segfolder: folder with train/ and val/, each with images/ and masks/")
+    classes: int = option(
+        1, "classes besides the background: 1 = foreground (masks binary or instances); N > 1: masks of indices 0-N"
+    )
     width: int = option(16, "channels of the U-Net's first level (the papers: 64; 16 keeps CPU runs in minutes)")
     depth: int = option(4, "downsamplings of the U-Net")
     upsample: str = option("transpose", "transposed conv or bilinear upsampling", choices=UPSAMPLES)
@@ -57,9 +72,12 @@ class SegmentOptions:
             ("--samples", self.samples, 1),
             ("--tile", self.tile, 16),
             ("--min-size", self.min_size, 0),
+            ("--classes", self.classes, 1),
         ):
             if value < low:
                 raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
+        if self.classes > 255:
+            raise ValueError(f"--classes: expected at most 255 (masks are written as 8-bit PNGs), got {self.classes}")
         if not 0 <= self.overlap < self.tile:
             raise ValueError(f"--overlap: expected 0 <= overlap < --tile ({self.tile}), got {self.overlap}")
         if self.split_h <= 0:
@@ -73,13 +91,36 @@ def soft_dice_loss(logits: Tensor, target: Tensor, eps: float = 1.0) -> Tensor:
     return 1 - (2 * (p * y).sum() + eps) / (p.sum() + y.sum() + eps)
 
 
-def pixel_counts(pred: Tensor, target: Tensor) -> Tensor:
-    """(TP, FP, FN, TN) of boolean maps, as float64."""
-    pred, target = pred.bool(), target.bool()
-    tp = (pred & target).sum()
-    fp = (pred & ~target).sum()
-    fn = (~pred & target).sum()
-    return torch.stack([tp, fp, fn, target.numel() - tp - fp - fn]).double().cpu()
+def multiclass_soft_dice_loss(logits: Tensor, target: Tensor, eps: float = 1.0) -> Tensor:
+    """The mean over the classes 1…N (not the background) of 1 − (2 Σ p·y + ε) / (Σ p + Σ y + ε), p = softmax."""
+    p = logits.softmax(1)[:, 1:]  # (B, N, H, W)
+    y = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(p.dtype)
+    dims = (0, 2, 3)
+    return 1 - ((2 * (p * y).sum(dims) + eps) / (p.sum(dims) + y.sum(dims) + eps)).mean()
+
+
+def segmentation_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Logits (B, K, H, W), target (B, H, W): BCE + soft Dice for one logit map, cross-entropy + the classes'
+    soft Dice for several."""
+    if logits.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], target.to(logits.dtype)) + soft_dice_loss(
+            logits[:, 0], target
+        )
+    return F.cross_entropy(logits, target) + multiclass_soft_dice_loss(logits, target)
+
+
+def class_counts(pred: Tensor, target: Tensor, classes: int) -> Tensor:
+    """Class-index maps -> (correct pixels, pixels, then TP, FP, FN of each class 1…``classes``), float64."""
+    k = classes + 1
+    confusion = torch.bincount((target * k + pred).flatten().cpu(), minlength=k * k).view(k, k).double()
+    tp = confusion.diag()[1:]
+    fp, fn = confusion.sum(0)[1:] - tp, confusion.sum(1)[1:] - tp  # columns: predicted, rows: true
+    head = torch.stack([confusion.diag().sum(), confusion.sum()])
+    return torch.cat([head, torch.stack([tp, fp, fn], dim=1).flatten()])
+
+
+def _dice(tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
+    return 2 * tp / (2 * tp + fp + fn).clamp(min=1e-12)
 
 
 def instance_scores(true: np.ndarray, foreground: np.ndarray, options: SegmentOptions) -> np.ndarray:
@@ -88,65 +129,81 @@ def instance_scores(true: np.ndarray, foreground: np.ndarray, options: SegmentOp
     return match_counts(true, pred)
 
 
-def _scalars(s: Tensor) -> dict[str, float]:
-    """Scores from one condition's sums: (loss, images, TP, FP, FN, TN, instance counts (10 × 3))."""
-    tp, fp, fn, tn = s[2:6].tolist()
-    f1 = f1_scores(s[6:].view(len(THRESHOLDS), 3).numpy())
-    return {
-        "dice": 2 * tp / max(2 * tp + fp + fn, 1e-12),
-        "iou": tp / max(tp + fp + fn, 1e-12),
-        "acc": (tp + tn) / max(tp + fp + fn + tn, 1e-12),
-        "f1": float(f1[0]),
-        "f1_mean": float(f1.mean()),
+def _class_scores(s: Tensor, names: list[str]) -> dict[str, float]:
+    """Dice, IoU (means over the classes) and pixel accuracy from (correct, pixels, TP, FP, FN per class)."""
+    correct, total = s[:2].tolist()
+    tp, fp, fn = s[2:].view(len(names), 3).unbind(1)
+    dice = _dice(tp, fp, fn)
+    scores = {
+        "dice": dice.mean().item(),
+        "iou": (tp / (tp + fp + fn).clamp(min=1e-12)).mean().item(),
+        "acc": correct / max(total, 1e-12),
     }
+    if len(names) > 1:  # each class's Dice beside their mean
+        scores.update({f"dice_{n}": d for n, d in zip(names, dice.tolist(), strict=True)})
+    return scores
 
 
 class _TrainDice(Metric):
-    def __init__(self) -> None:
-        super().__init__(4)
+    """Dice of the training crops (the mean over the classes): sums (correct, pixels, TP, FP, FN per class)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(2 + 3 * len(names))
+        self.names = names
 
     def update(self, output: Tensor, target: Tensor, loss: Tensor | None) -> None:
-        self.sums += pixel_counts(output.detach()[:, 0] > 0, target)  # (B, 1, h, w) logits vs (B, h, w)
+        self.sums += class_counts(predicted_classes(output.detach()), target, len(self.names))
 
     def compute(self) -> tuple[dict[str, float], dict]:
-        tp, fp, fn, _ = self.sums.tolist()
-        return {"dice": 2 * tp / max(2 * tp + fp + fn, 1e-12)}, {}
+        return {"dice": _class_scores(self.sums, self.names)["dice"]}, {}
 
 
 class _EvalMetrics(Metric):
-    """Per test condition: (loss, images, TP, FP, FN, TN, then instance TP, FP, FN at 10 IoU thresholds)."""
+    """Per test condition: (loss, images, correct pixels, pixels, TP, FP, FN per class, then instance TP, FP, FN
+    at 10 IoU thresholds)."""
 
-    WIDTH = 6 + 3 * len(THRESHOLDS)
+    def __init__(self, options: SegmentOptions, conditions: list[str], names: list[str]) -> None:
+        self.width = 4 + 3 * len(names) + 3 * len(THRESHOLDS)
+        super().__init__(self.width * len(conditions))
+        self.options, self.conditions, self.names = options, conditions, names
 
-    def __init__(self, options: SegmentOptions, conditions: list[str]) -> None:
-        super().__init__(self.WIDTH * len(conditions))
-        self.options, self.conditions = options, conditions
+    def truth(self, labels: Tensor) -> tuple[Tensor, Tensor]:
+        """(class indices, instance labels) of a test image's labels: instance labels with one class; class
+        indices with several, whose instances are the connected regions of the foreground."""
+        if len(self.names) == 1:
+            return (labels > 0).long(), labels
+        from skimage.measure import label
+
+        return labels, torch.from_numpy(label(labels.cpu().numpy() > 0, connectivity=1).astype(np.int64))
 
     def add(self, condition: int, pred: Tensor, labels: Tensor, loss: float = 0.0) -> None:
-        """One image under one condition: a boolean foreground (H, W) against instance labels (H, W)."""
-        counts = instance_scores(labels.cpu().numpy(), pred.cpu().numpy(), self.options)
-        row = torch.cat([torch.tensor([loss, 1.0], dtype=torch.float64), pixel_counts(pred, labels > 0)])
-        start = condition * self.WIDTH
-        self.sums[start : start + 6] += row
-        self.sums[start + 6 : start + self.WIDTH] += torch.from_numpy(counts).flatten()
+        """One image under one condition: predicted class indices (H, W) against its labels (H, W)."""
+        self._add(condition, pred, *self.truth(labels), loss)
+
+    def _add(self, condition: int, pred: Tensor, classes: Tensor, instances: Tensor, loss: float) -> None:
+        pixels = class_counts(pred.cpu(), classes.cpu(), len(self.names))  # (2 + 3·classes,)
+        objects = instance_scores(instances.cpu().numpy(), (pred > 0).cpu().numpy(), self.options)  # (10, 3)
+        row = torch.cat([torch.tensor([loss, 1.0], dtype=torch.float64), pixels, torch.from_numpy(objects).flatten()])
+        self.sums[condition * self.width : (condition + 1) * self.width] += row
 
     def update(self, output: Tensor, target: Tensor, loss: Tensor | None) -> None:
-        # output: (B·K, 1, H, W) logits, image-major; target: (B, H, W) instance labels
+        # output: (B·K, classes, H, W) logits, image-major, K test conditions; target: (B, H, W) labels
         k = len(self.conditions)
         for b in range(target.shape[0]):
-            labels = target[b]
-            fg = labels > 0
+            classes, instances = self.truth(target[b])
             for c in range(k):
-                logits = output[b * k + c, 0].float()
-                bce = F.binary_cross_entropy_with_logits(logits, fg.float()).item()
-                self.add(c, logits > 0, labels, bce + soft_dice_loss(logits, fg).item())
+                logits = output[b * k + c : b * k + c + 1].float()
+                loss = segmentation_loss(logits, classes[None]).item()
+                self._add(c, predicted_classes(logits)[0], classes, instances, loss)
 
     def compute(self) -> tuple[dict[str, float], dict]:
         scalars: dict[str, float] = {}
         details = {}
+        pixels = 4 + 3 * len(self.names)
         for c, name in enumerate(self.conditions):
-            s = self.sums[c * self.WIDTH : (c + 1) * self.WIDTH]
-            scores = _scalars(s)
+            s = self.sums[c * self.width : (c + 1) * self.width]
+            f1 = f1_scores(s[pixels:].view(len(THRESHOLDS), 3).numpy())
+            scores = {**_class_scores(s[2:pixels], self.names), "f1": float(f1[0]), "f1_mean": float(f1.mean())}
             details[name] = scores
             if c == 0:  # the clean images: the run's main figures
                 scalars = {"loss": s[0].item() / max(s[1].item(), 1), **scores}
@@ -180,15 +237,18 @@ class Segment(Task):
         SEGMENTATION_DATA.get(options.data)
 
     def build_data(self, options: SegmentOptions, *, download: bool = False) -> TaskData:
-        d = build_segmentation_data(options.data, root=options.data_dir, crop=options.crop, samples=options.samples)
-        meta = {"in_chans": d.in_chans, "conditions": d.conditions, "notes": d.notes, "classes": ["foreground"]}
+        d = build_segmentation_data(
+            options.data, root=options.data_dir, crop=options.crop, samples=options.samples, classes=options.classes
+        )
+        names = ["foreground"] if options.classes == 1 else [f"class{k}" for k in range(1, options.classes + 1)]
+        meta = {"in_chans": d.in_chans, "conditions": d.conditions, "notes": d.notes, "classes": names}
         return TaskData(d.train, d.test, meta)
 
     def build_model(self, options: SegmentOptions, meta: dict) -> nn.Module:
         return create_model(
             options.model,
             in_chans=meta["in_chans"],
-            num_classes=1,
+            num_classes=1 if len(meta["classes"]) == 1 else len(meta["classes"]) + 1,  # + the background's map
             depth=options.depth,
             width=options.width,
             attention=options.attention,
@@ -216,11 +276,11 @@ class Segment(Task):
         return torch.cat(tiles)
 
     def loss(self, output: Tensor, target: Tensor, options: SegmentOptions) -> Tensor:
-        logits = output[:, 0]
-        return F.binary_cross_entropy_with_logits(logits, target.float()) + soft_dice_loss(logits, target)
+        return segmentation_loss(output, target)
 
     def metric(self, options: SegmentOptions, meta: dict, *, training: bool) -> Metric:
-        return _TrainDice() if training else _EvalMetrics(options, meta["conditions"])
+        names = meta["classes"]
+        return _TrainDice(names) if training else _EvalMetrics(options, meta["conditions"], names)
 
     def title(self, options: SegmentOptions) -> str:
         extra = f" + {options.attention}" if options.attention else ""
@@ -234,16 +294,23 @@ class Segment(Task):
 
     # -- the classical baseline ---------------------------------------------------------------------------------
     def baselines(self, options: SegmentOptions, data: TaskData) -> dict[str, dict[str, float]]:
-        """Otsu's threshold + the same clean-up and instance split, on the same test images and conditions."""
-        conditions = data.meta["conditions"]
-        metric = _EvalMetrics(options, conditions)
+        """Otsu's threshold (multi-Otsu's N thresholds for N classes, ordered by brightness) + the same clean-up
+        and instance split, on the same test images and conditions."""
+        conditions, names = data.meta["conditions"], data.meta["classes"]
+        metric = _EvalMetrics(options, conditions, names)
         for i in range(len(data.test)):
             images, labels = data.test[i]
             for c in range(len(conditions)):
-                metric.add(c, torch.from_numpy(otsu_foreground(images[c].numpy())), labels)
+                image = images[c].numpy()
+                pred = (
+                    otsu_foreground(image).astype(np.int64)
+                    if len(names) == 1
+                    else multi_otsu_classes(image, len(names))
+                )
+                metric.add(c, torch.from_numpy(pred), labels)
         scalars, _ = metric.compute()
         scalars.pop("loss", None)
-        return {"otsu": {f"val_{k}": v for k, v in scalars.items()}}
+        return {"otsu" if len(names) == 1 else "multi_otsu": {f"val_{k}": v for k, v in scalars.items()}}
 
     # -- predict and see it -------------------------------------------------------------------------------------
     def add_predict_arguments(self, parser: Any) -> None:
@@ -280,11 +347,14 @@ class Segment(Task):
                     )
                     continue
             x = torch.from_numpy(normalize_percentiles(chw))[None]
-            fg = (tiled_logits(model, x, options.tile, options.overlap)[0, 0] > 0).numpy()
+            classes = predicted_classes(tiled_logits(model, x, options.tile, options.overlap))[0].numpy()
+            fg = classes > 0
             labels = split_instances(fg, min_size=options.min_size, h=options.split_h)
             out_dir.mkdir(parents=True, exist_ok=True)
             mask_path = out_dir / f"{Path(path).stem}_mask.png"
-            Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(mask_path)
+            # one class: the cleaned foreground as 0/255; several: each pixel's class index 0…N
+            mask = (labels > 0) * 255 if len(meta["classes"]) == 1 else classes
+            Image.fromarray(mask.astype(np.uint8)).save(mask_path)
             row = {
                 "input": path,
                 "mask": str(mask_path),
