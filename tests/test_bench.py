@@ -77,3 +77,16 @@ def test_segmentation_benchmark_pairs_each_unet_with_a_reference():
     assert all(r["crops_s"] > 0 and r["speed"].median > 0 for r in rows)
     table = segment.to_markdown(rows, width=4, depth=4, batch=2, crop=32, rounds=2)
     assert table.count("\n| ") == 3 and "speed / reference" in table
+
+
+def test_video_benchmark_times_the_temporal_modules_in_a_clip_backbone():
+    from attnlab.bench import video
+
+    rows = video.backbone_rows(("tam", "gltr"), frames=2, batch=1, size=32, rounds=2)
+    assert [r["module"] for r in rows] == ["none", "tam", "gltr"]
+    assert rows[1]["params"] > rows[0]["params"] and all(r["ms"] > 0 and r["ratio"].median > 0 for r in rows)
+    nl = video.nonlocal_rows([(16, 4, 0)], frames=2, batch=1, rounds=2)
+    if nl:  # pytorchvideo (the [bench] extra) is installed: its block with our weights gives our numbers
+        assert nl[0]["max_diff"] < 1e-5
+    table = video.to_markdown(nl, rows, frames=2, batch=1, size=32, rounds=2)
+    assert "| tam |" in table and "| gltr |" in table and "time / plain" in table

@@ -207,3 +207,10 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path):
     assert proc.returncode == 2, err
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     load_checkpoint(out / "last.safetensors")  # whole and readable
+
+
+def test_compare_tables_show_every_fraction_in_percent():
+    from attnlab.engine.compare import _percent
+
+    assert all(_percent(m) for m in ("val_acc", "val_digit_acc", "val_dice_gradient", "val_f1_mean", "val_top5"))
+    assert not any(_percent(m) for m in ("val_loss", "params", "gflops", "latency_ms"))

@@ -27,17 +27,23 @@ def onnx_matches(model, x, path, batch=3):
         np.testing.assert_allclose(got, model(x2).numpy(), rtol=1e-4, atol=1e-4)
 
 
+def clips_of(name, frames):
+    """Temporal modules: the batch is one clip of ``frames`` frames (per-frame layout, ``num_frames``)."""
+    return {"num_frames": frames} if attnlab.attention_info(name).per_frame else {}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_every_module_exports_to_onnx(name, tmp_path):
     torch.manual_seed(0)
-    m = attnlab.create_attention(name, 32).eval()
-    onnx_matches(m, torch.randn(2, 32, 14, 14), tmp_path / f"{name}.onnx")
+    m = attnlab.create_attention(name, 32, **clips_of(name, 2)).eval()
+    batch = 4 if attnlab.attention_info(name).per_frame else 3  # temporal: two clips of two frames
+    onnx_matches(m, torch.randn(2, 32, 14, 14), tmp_path / f"{name}.onnx", batch=batch)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_module_traces_in_one_graph(name):
     torch._dynamo.reset()
-    m = attnlab.create_attention(name, 32).eval()
+    m = attnlab.create_attention(name, 32, **clips_of(name, 2)).eval()
     x = torch.randn(2, 32, 7, 6)
     compiled = torch.compile(m, backend="eager", fullgraph=True)  # raises on a graph break
     with torch.no_grad():
@@ -61,13 +67,15 @@ def test_resnet18_exports_in_every_format(attention, tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_hooks_capture_a_spatial_map_where_the_module_has_one(name):
-    m = attnlab.create_model("resnet18", num_classes=3, attention=name, stem="cifar").eval()
+    kw = {"attention_kwargs": clips_of(name, 1)} if attnlab.attention_info(name).per_frame else {}
+    m = attnlab.create_model("resnet18", num_classes=3, attention=name, stem="cifar", **kw).eval()
     with torch.no_grad(), capture_gates(m) as maps:
         m(torch.randn(1, 3, 32, 32))
     assert maps, name
     spatial = spatial_maps(maps)
     # channel gates, and position weights without a map layout (GC, A², CC: (B, ·, N) or row+column)
-    has_spatial = name not in {"se", "eca", "gct", "srm", "fca", "gc", "a2", "cc", "sk", "splat"}
+    # and the temporal weights of TAM (B, C, T) and GLTR (B·H·W, T, T)
+    has_spatial = name not in {"se", "eca", "gct", "srm", "fca", "gc", "a2", "cc", "sk", "splat", "tam", "gltr"}
     assert bool(spatial) == has_spatial, (name, {k: tuple(v.shape) for k, v in maps.items()})
     for v in spatial.values():
         assert v.dim() == 4 and v.shape[:2] == (1, 1) and torch.isfinite(v).all()

@@ -12,8 +12,15 @@ NAMES = attnlab.list_attentions()
 C = 32  # a multiple of every module's grouping (SK's 32 groups, FcaNet's 16 frequencies, BoTNet's 4 heads)
 
 
+def one_frame_clips(name):
+    """Temporal modules take per-frame batches (B·T, C, H, W): here every frame is a clip (T = 1), so any batch
+    is whole clips; tests/test_video.py checks them on clips of several frames."""
+    return {"num_frames": 1} if attnlab.attention_info(name).per_frame else {}
+
+
 def build(name, **kwargs):
     torch.manual_seed(0)
+    kwargs.update(one_frame_clips(name))
     m = attnlab.create_attention(name, C, dtype=torch.float64, **kwargs)
     with torch.no_grad():  # move zero-initialized scales (non-local's BN, γ of CCNet, DANet, …) off zero
         for p in m.parameters():
@@ -83,7 +90,7 @@ def test_unknown_keyword_raises_type_error(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_timm_style_construction_with_device_and_dtype(name):
     cls = attnlab.get_attention(name)
-    m = cls(C, device="cpu", dtype=torch.float64)
+    m = cls(C, device="cpu", dtype=torch.float64, **one_frame_clips(name))
     assert all(
         t.dtype == torch.float64 for t in list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point()]
     )

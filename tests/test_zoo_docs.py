@@ -39,7 +39,7 @@ def test_zoo_doc_is_current():
     text = DOC.read_text()
     generated = zoo_markdown(zoo_rows())
     head = generated.split("## Speed")[0]
-    assert text.startswith(head), "docs/zoo.md is stale: run `python -m attnlab.bench.zoo_doc` (see the doc)"
+    assert text.startswith(head), "docs/zoo.md is stale: run `python -m attnlab.bench.zoo_doc --doc docs/zoo.md`"
     assert "| `cbam` |" in text and "attnlab / timm" in text  # the latency table is there too
 
 

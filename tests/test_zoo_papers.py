@@ -42,6 +42,11 @@ PARAMS_AT_256 = {
     "simam": 0,
     "danet": 2 * (C * 32 + 32) + C * C + C + 2,
     "sk": 2 * (9 * C * C // 32 + 2 * C) + C * 32 + 2 * 32 + 32 * 2 * C,  # d = max(256/16, 32) = 32
+    # temporal (T = 8 frames by default): global branch FCs + BN, local branch convs + BN (β = 4)
+    "tam": 8 * 16 + 2 * 16 + 16 * 3 + 3 * C * (C // 4) + 2 * (C // 4) + (C // 4) * C,
+    # reduce to d = C/4, 3 dilated convs d -> d (k = 3, no bias), the non-local TSA (θ, φ, g, W_z, BN)
+    "gltr": C * 64 + 64 + 3 * 3 * 64 * 64 + 3 * (C * 128 + 128) + 128 * C + C + 2 * C,
+    "non_local_st": 3 * (C * 128 + 128) + 128 * C + C + 2 * C,  # as non_local: θ, φ, g, W_z, BN
     "splat": 9 * C * 2 * C // 2 + 2 * 2 * C + C * 128 + 128 + 2 * 128 + 128 * 2 * C + 2 * C,  # inter 128
 }
 
@@ -334,3 +339,10 @@ def test_categories_filter_and_are_checked():
 def test_bad_arguments_name_themselves(name, kwargs, arg):
     with pytest.raises(ValueError, match=arg):
         attnlab.create_attention(name, 31 if name == "splat" else 16, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["cbam", "eca", "tam", "gltr"])
+def test_an_even_kernel_width_is_refused(name):
+    kwargs = {"num_frames": 4} if attnlab.attention_info(name).per_frame else {}
+    with pytest.raises(ValueError, match="kernel_size: expected a positive odd int, got 4"):
+        attnlab.create_attention(name, 32, kernel_size=4, **kwargs)

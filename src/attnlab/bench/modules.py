@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..layers.registry import create_attention, list_attentions
+from ..layers.registry import attention_info, create_attention, list_attentions
 from ..measure.timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 
 
@@ -64,7 +64,8 @@ def run(names: Sequence[str], *, shape: tuple[int, int, int, int], rounds: int) 
     rows = []
     identity = _step(nn.Identity(), x, grad)
     for name in names:
-        fns = {"identity": identity, "attnlab": _step(create_attention(name, shape[1]).train(), x, grad)}
+        clip = {"num_frames": shape[0]} if attention_info(name).per_frame else {}  # temporal: the batch is one clip
+        fns = {"identity": identity, "attnlab": _step(create_attention(name, shape[1], **clip).train(), x, grad)}
         if name in timm_makers:
             fns["timm"] = _step(timm_makers[name]().train(), x, grad)
         t = interleaved_samples(fns, torch.device("cpu"), rounds=rounds, warmup=2)

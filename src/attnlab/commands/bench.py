@@ -1,4 +1,5 @@
-"""``attnlab bench attention|modules``: the benchmarks/ scripts, on the user's own hardware."""
+"""``attnlab bench attention|modules|models|train|segment|text|video``: the benchmarks/ scripts, on the user's own
+hardware."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ BENCHMARKS = {
     "train": "train",
     "segment": "segment",
     "text": "text",
+    "video": "video",
 }
 
 
@@ -29,5 +31,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 COMMAND = register_command(
-    Command("bench", "run a benchmark (attention, modules, models, train) and print its table", add_arguments, run)
+    Command(
+        "bench",
+        "run a benchmark (attention, modules, models, train, segment, text, video) and print its table",
+        add_arguments,
+        run,
+    )
 )

@@ -48,6 +48,8 @@ def model_rows() -> list[tuple[str, ...]]:
         elif hasattr(m, "encoder"):  # a U-Net: its block and the widths of its levels
             block = type(m.encoder[0]).__name__ + (" + gates" if getattr(m, "skip_gates", None) else "")
             layout = "-".join(str(b.body[0].out_channels) for b in m.encoder)
+        elif hasattr(m, "backbone"):  # a video model: its temporal head on a frame backbone
+            block, layout = type(m.head).__name__, f"frames: {type(m.backbone).__name__}"
         else:  # a text model: its layers and head
             block, layout = type(m.head).__name__, f"{len(m.layers)} layers"
         params = sum(p.numel() for p in m.parameters())

@@ -119,9 +119,8 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
 
 
 def _percent(metric: str) -> bool:
-    """Metrics shown in percent: fractions such as accuracy, Dice, IoU, F1."""
-    name = metric.removeprefix("val_")
-    return name.split("_")[0] in ("acc", "dice", "iou", "f1", "top5")
+    """Metrics shown in percent: fractions such as accuracy, Dice, IoU, F1 (``digit_acc``, ``dice_gradient`` too)."""
+    return any(part in ("acc", "dice", "iou", "f1", "top5") for part in metric.removeprefix("val_").split("_"))
 
 
 def _cell(row: dict, key: str, scale: float) -> str:

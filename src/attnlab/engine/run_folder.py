@@ -96,6 +96,13 @@ def load_model_weights(model: nn.Module, state: dict[str, torch.Tensor], where: 
     model.load_state_dict(state)
 
 
+def read_run(path: str | Path) -> tuple[dict, dict]:
+    """Another run's (config dict, model state dict), from its folder (best, else last) or checkpoint file: what a
+    task transfers weights from."""
+    tensors, doc = load_checkpoint(checkpoint_file(path))
+    return doc["config"], model_state(tensors)
+
+
 @dataclass
 class LoadedRun:
     """A trained run back from its folder: the model (eval mode), its task, config, data meta, checkpoint."""

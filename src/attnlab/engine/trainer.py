@@ -30,7 +30,17 @@ from .config import TrainConfig
 from .distributed import DistContext, setup_distributed
 from .loop import NonFiniteLoss, evaluate, train_one_epoch
 from .progress import EpochProgress
-from .run_folder import BEST, CURVES, LAST, METRICS, SUMMARY, RunError, load_model_weights, prepare_run_dir
+from .run_folder import (
+    BEST,
+    CURVES,
+    LAST,
+    METRICS,
+    SUMMARY,
+    RunError,
+    load_model_weights,
+    prepare_run_dir,
+    read_run,
+)
 from .samplers import LengthGroupedSampler
 
 __all__ = [
@@ -91,11 +101,15 @@ def one_cycle(step: int, total: int, warmup: float = 0.25, start: float = 1 / 25
 
 
 def build_optimizer(config: TrainConfig, model: nn.Module, steps_per_epoch: int):
-    config = config.recipe
-    decay, no_decay = [], []
-    for p in model.parameters():  # no weight decay on biases and normalization scales
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    task, options, config = config.task_object, config.options, config.recipe
+    groups: dict[tuple[bool, float], list] = {}  # (decays, lr scale) -> parameters; frozen ones left out
+    for name, p in model.named_parameters():  # no weight decay on biases and normalization scales
+        if p.requires_grad:
+            groups.setdefault((p.ndim > 1, task.lr_scale(name, options)), []).append(p)
+    groups = [
+        {"params": ps, "weight_decay": config.weight_decay if decays else 0.0, "lr": config.lr * scale}
+        for (decays, scale), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))
+    ]
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
     else:
@@ -261,7 +275,10 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     wall_start = time.perf_counter()
     data = _load_data(config, opts, ctx)
     _say(ctx, opts, data.meta.get("notes", []))
-    model = task.prepare_model(build_model(config, data.meta), ctx.device)
+    model = build_model(config, data.meta)
+    if not opts.resume:
+        _say(ctx, opts, task.initialize(model, config.options, data.meta, read_run))
+    model = task.prepare_model(model, ctx.device)
     train_loader, test_loader, sampler = build_loaders(data, config, ctx, opts.workers)
     optimizer, scheduler = build_optimizer(config, model, len(train_loader))
     state = _resume(out, model, optimizer, scheduler, monitor) if opts.resume else _RunState()

@@ -15,14 +15,17 @@ from . import (  # noqa: F401  (each module registers itself)
     gc,
     gct,
     ge,
+    gltr,
     mhsa,
     non_local,
+    non_local_st,
     scse,
     se,
     simam,
     sk,
     splat,
     srm,
+    tam,
     triplet,
 )
 from .multihead import MultiHeadAttention, SelfAttention2d

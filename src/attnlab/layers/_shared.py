@@ -5,7 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["check_channels", "reduced", "ChannelMLP", "ZPool", "SpatialConvGate", "factory_kwargs"]
+__all__ = [
+    "check_channels",
+    "check_frames",
+    "check_odd",
+    "reduced",
+    "ChannelMLP",
+    "ZPool",
+    "SpatialConvGate",
+    "factory_kwargs",
+]
 
 
 def factory_kwargs(device: torch.device | str | None, dtype: torch.dtype | None) -> dict:
@@ -66,8 +75,7 @@ class SpatialConvGate(nn.Module):
 
     def __init__(self, kernel_size: int = 7, *, device=None, dtype=None) -> None:
         super().__init__()
-        if kernel_size <= 0 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size: expected a positive odd int, got {kernel_size}")
+        check_odd(kernel_size)
         f = factory_kwargs(device, dtype)
         self.pool = ZPool()
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False, **f)
@@ -76,3 +84,20 @@ class SpatialConvGate(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.gate(self.bn(self.conv(self.pool(x))))
+
+
+def check_odd(kernel_size: int, name: str = "kernel_size") -> int:
+    """A kernel width that keeps the length with padding k // 2: a positive odd int."""
+    if kernel_size <= 0 or kernel_size % 2 == 0:
+        raise ValueError(f"{name}: expected a positive odd int, got {kernel_size}")
+    return kernel_size
+
+
+def check_frames(x: Tensor, num_frames: int, name: str) -> int:
+    """The clip count B of a per-frame batch (B·T, C, H, W); refuses a batch that is not whole clips."""
+    if x.shape[0] % num_frames:
+        raise ValueError(
+            f"{name}: expected a batch of whole clips, (B·T, C, H, W) with T = num_frames = {num_frames}, "
+            f"got {x.shape[0]} frames"
+        )
+    return x.shape[0] // num_frames

@@ -6,7 +6,7 @@ import math
 
 from torch import Tensor, nn
 
-from ._shared import check_channels, factory_kwargs
+from ._shared import check_channels, check_odd, factory_kwargs
 from .registry import register_attention
 
 
@@ -42,8 +42,7 @@ class EfficientChannelAttention(nn.Module):
         super().__init__()
         check_channels(channels)
         k = eca_kernel_size(channels, gamma, b) if kernel_size is None else kernel_size
-        if k <= 0 or k % 2 == 0:
-            raise ValueError(f"kernel_size: expected a positive odd int, got {k}")
+        check_odd(k)
         self.kernel_size = k
         self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False, **factory_kwargs(device, dtype))
         self.gate = nn.Sigmoid()

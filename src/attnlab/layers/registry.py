@@ -47,6 +47,11 @@ class AttentionInfo:
         """Whether the module learns anything (SimAM, for one, does not)."""
         return self.num_params(64) > 0
 
+    @property
+    def per_frame(self) -> bool:
+        """Whether the module is temporal: it takes per-frame maps (B·T, C, H, W) and ``num_frames`` = T."""
+        return self.category in ("temporal", "spatial_temporal")
+
     def num_params(self, channels: int = 256) -> int:
         return sum(p.numel() for p in self.cls(channels).parameters())
 
@@ -94,5 +99,8 @@ def get_attention(name: str) -> type[nn.Module]:
 
 
 def create_attention(name: str, channels: int, **kwargs) -> nn.Module:
-    """Build the module ``name`` for ``channels`` channels: (B, C, H, W) -> (B, C, H, W)."""
+    """Build the module ``name`` for ``channels`` channels: (B, C, H, W) -> (B, C, H, W).
+
+    Temporal modules (``attention_info(name).per_frame``) take the frames of B clips as (B·T, C, H, W), clip by
+    clip, and ``num_frames=T`` among ``kwargs``: one convention for all of them (TAM's official code's)."""
     return get_attention(name)(channels, **kwargs)

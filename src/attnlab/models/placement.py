@@ -5,6 +5,7 @@
     "nonlocal"  after every other block of stages 2 and 3 (the non-local paper; also the home of CCNet's and
                 DANet's all-position attention, which their papers put after a segmentation backbone)
     "conv"      in place of the block's 3×3 convolution (the branch modules; BoTNet's MHSA in stage 4)
+    "after_conv1"  inside every residual block, after its first convolution (+ BN + ReLU): TANet's TA-block
 
 A module not in ``PAPER_PLACES`` (a user's own, registered or passed as a class) goes to "block".
 """
@@ -15,9 +16,15 @@ from dataclasses import dataclass, field
 
 __all__ = ["PLACEMENTS", "DEFAULT_STAGES", "Place", "PAPER_PLACES", "paper_place"]
 
-PLACEMENTS = ("block", "stage", "nonlocal", "conv")
+PLACEMENTS = ("block", "stage", "nonlocal", "conv", "after_conv1")
 # The ResNet stages (1-4 = layer1-layer4) each placement uses unless a module or the caller says otherwise.
-DEFAULT_STAGES = {"block": (1, 2, 3, 4), "stage": (1, 2, 3), "nonlocal": (2, 3), "conv": (1, 2, 3, 4)}
+DEFAULT_STAGES = {
+    "block": (1, 2, 3, 4),
+    "stage": (1, 2, 3),
+    "nonlocal": (2, 3),
+    "conv": (1, 2, 3, 4),
+    "after_conv1": (1, 2, 3, 4),
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,11 @@ PAPER_PLACES: dict[str, Place] = {
     "sk": Place("conv", kwargs={"groups": 1}),  # as the 3×3 conv it replaces in a ResNet
     "splat": Place("conv"),
     "mhsa": Place("conv", stages=(4,)),  # BoTNet: the last stage only
+    # the temporal modules (per-frame maps with num_frames): TANet's every block; non-local's res3-4 blocks;
+    # GLTR on the last stage's frame features, before their pooling
+    "tam": Place("after_conv1"),
+    "non_local_st": Place("nonlocal"),
+    "gltr": Place("stage", stages=(4,)),
 }
 
 

@@ -12,6 +12,8 @@ one submodule named ``attn`` per place and nothing else:
                 (non-local: 2-3), on the block's output
     "conv"      in place of the 3×3 conv that maps the block's width to    layerN.M.attn.*  (conv2, bn2 gone)
                 itself, with its stride (SK, split attention, BoTNet MHSA)
+    "after_conv1"  in every block of ``stages``, after the first conv       layerN.M.attn.*
+                + BN + ReLU of the residual branch (TANet's TAM)
 
 Stages are numbered 1-4 for layer1-layer4. ``placement=None`` and ``stages=None`` take the module's
 paper's place (``models/placement.py``). The blocks' 3×3 convolutions are ``Conv3x3`` (an
@@ -101,13 +103,15 @@ class _Block(nn.Module):
     def _set_attention(
         self, plan: AttentionPlan | None, where: str | None, out_channels: int, width: int, stride: int
     ) -> None:
-        """Build ``self.attn`` for ``where`` in (None, "block", "nonlocal", "conv")."""
+        """Build ``self.attn`` for ``where`` in (None, "block", "nonlocal", "conv", "after_conv1")."""
         self.attn_at = where
         if where is None:
             return
         if where == "conv":
             self.attn = plan.build(width, stride)
             self.replaced = ("conv2", "bn2")
+        elif where == "after_conv1":
+            self.attn = plan.build(width)
         else:
             self.attn = plan.build(out_channels)
 
@@ -120,6 +124,8 @@ class _Block(nn.Module):
         return self.attn(out) if self.attn_at == "nonlocal" else out
 
     def _conv2(self, out: Tensor) -> Tensor:
+        if self.attn_at == "after_conv1":
+            out = self.attn(out)
         return self.attn(out) if self.attn_at == "conv" else self.bn2(self.conv2(out))
 
 

@@ -120,6 +120,17 @@ class Task:
         """Inputs of one forward pass (FLOPs, export, latency)."""
         raise NotImplementedError
 
+    def initialize(self, model: nn.Module, options: Any, meta: dict, read_run: Callable) -> list[str]:
+        """Initial weights of a fresh run (never on ``--resume`` nor when a run is loaded): transfer learning.
+
+        ``read_run(path)`` returns another run folder's (config dict, model state dict). Returns lines to print
+        (which keys were loaded, which were left at init). Nothing by default."""
+        return []
+
+    def lr_scale(self, name: str, options: Any) -> float:
+        """The factor on the learning rate of parameter ``name`` (a smaller one for a transferred backbone)."""
+        return 1.0
+
     def prepare_model(self, model: nn.Module, device: torch.device) -> nn.Module:
         """The model on ``device``, in the memory format its batches use."""
         return model.to(device)

@@ -17,6 +17,7 @@ from ..layers.registry import attention_info
 from ..models.registry import create_model, get_model_builder
 from ..models.resnet import STEMS
 from .base import Metric, Task, TaskData, option, register_task
+from .metrics import ClassificationMetrics, TrainAccuracy
 
 __all__ = ["Classify", "ClassifyOptions"]
 
@@ -42,44 +43,6 @@ class ClassifyOptions:
             self.attention = None
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"--label-smoothing: expected a number in [0, 1), got {self.label_smoothing!r}")
-
-
-class _TrainAccuracy(Metric):
-    """Training top-1 from the batches as they are trained: sums (correct, n)."""
-
-    def __init__(self) -> None:
-        super().__init__(2)
-
-    def update(self, output: Tensor, target: Tensor, loss: Tensor | None) -> None:
-        self.sums += torch.tensor([(output.argmax(1) == target).sum().item(), target.shape[0]], dtype=torch.float64)
-
-    def compute(self) -> tuple[dict[str, float], dict]:
-        correct, n = self.sums.tolist()
-        return {"acc": correct / n}, {}
-
-
-class _EvalMetrics(Metric):
-    """Cross-entropy (no smoothing), top-1, top-5, per-class accuracy and the confusion matrix
-    (rows: true, columns: predicted). Sums: (loss·n, top-5 correct, n, confusion K×K)."""
-
-    def __init__(self, num_classes: int) -> None:
-        super().__init__(3 + num_classes**2)
-        self.k = num_classes
-
-    def update(self, output: Tensor, target: Tensor, loss: Tensor | None) -> None:
-        logits = output.float()
-        k = self.k
-        ce = F.cross_entropy(logits, target, reduction="sum")
-        top5 = (logits.topk(min(5, k), dim=1).indices == target[:, None]).any(dim=1).sum()
-        self.sums[:3] += torch.tensor([ce.item(), top5.item(), target.shape[0]], dtype=torch.float64)
-        self.sums[3:] += torch.bincount((target * k + logits.argmax(1)).cpu(), minlength=k * k).double()
-
-    def compute(self) -> tuple[dict[str, float], dict]:
-        loss, top5, n = self.sums[:3].tolist()
-        confusion = self.sums[3:].view(self.k, self.k)
-        per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
-        scalars = {"loss": loss / n, "acc": confusion.diag().sum().item() / n, "top5": top5 / n}
-        return scalars, {"per_class_acc": per_class.tolist(), "confusion": confusion.long().tolist()}
 
 
 @register_task
@@ -140,7 +103,7 @@ class Classify(Task):
         return F.cross_entropy(output, target, label_smoothing=options.label_smoothing)
 
     def metric(self, options: ClassifyOptions, meta: dict, *, training: bool) -> Metric:
-        return _TrainAccuracy() if training else _EvalMetrics(len(meta["classes"]))
+        return TrainAccuracy() if training else ClassificationMetrics(len(meta["classes"]))
 
     def title(self, options: ClassifyOptions) -> str:
         return f"{options.model} + {options.attention or 'none'} on {options.data}"
@@ -150,7 +113,7 @@ class Classify(Task):
 
     # -- predict ----------------------------------------------------------------------------------------------
     def add_predict_arguments(self, parser: Any) -> None:
-        parser.add_argument("--top", type=int, default=3, help="classification: classes shown per image (default 3)")
+        parser.add_argument("--top", type=int, default=3, help="images and videos: classes shown per input (default 3)")
 
     @staticmethod
     def eval_transform(meta: dict) -> v2.Compose:
