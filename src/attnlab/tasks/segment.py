@@ -218,7 +218,7 @@ class Segment(Task):
 
     name = "segment"
     Options = SegmentOptions
-    recipe = {"epochs": 12, "batch_size": 16, "lr": 3e-3, "optimizer": "adamw", "weight_decay": 1e-4}
+    recipe = {"epochs": 16, "batch_size": 16, "lr": 3e-3, "optimizer": "adamw", "weight_decay": 1e-4}
     monitor = ("val_dice", "max")
     unit = "crops"
     description = "cell segmentation: U-Nets with residual blocks and attention gates (default on nuclei)"
