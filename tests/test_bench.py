@@ -85,7 +85,7 @@ def test_video_benchmark_times_the_temporal_modules_in_a_clip_backbone():
     rows = video.backbone_rows(("tam", "gltr"), frames=2, batch=1, size=32, rounds=2)
     assert [r["module"] for r in rows] == ["none", "tam", "gltr"]
     assert rows[1]["params"] > rows[0]["params"] and all(r["ms"] > 0 and r["ratio"].median > 0 for r in rows)
-    nl = video.nonlocal_rows([(16, 4, 0)], frames=2, batch=1, rounds=2)
+    nl = video.nonlocal_rows([(16, 4)], frames=2, batch=1, rounds=2)
     if nl:  # pytorchvideo (the [bench] extra) is installed: its block with our weights gives our numbers
         assert nl[0]["max_diff"] < 1e-5
     table = video.to_markdown(nl, rows, frames=2, batch=1, size=32, rounds=2)

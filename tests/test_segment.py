@@ -214,15 +214,19 @@ def test_instance_masks_are_read_as_labels(tmp_path):
     assert sorted(np.unique(read_mask(tmp_path / "m.tif")).tolist()) == [0, 3, 7]
 
 
-@pytest.fixture(scope="module")
-def seg_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("seg")
-    make_segfolder(root / "data")
+def small_segment_run(root, make_data, *extra):
+    """Train a width-4, depth-2 U-Net for 2 short epochs on a segfolder written by ``make_data``: (root, run)."""
+    make_data(root / "data")
     out = root / "run"
     args = ["--task", "segment", "--data", "segfolder", "--data-dir", str(root / "data"), "--width", "4"]
     small = ["--depth", "2", "--crop", "32", "--samples", "16", "--epochs", "2", "--batch-size", "8", "--tile", "32"]
-    assert main(["train", *args, *small, "--overlap", "8", "--model", "res_attention_unet", "--out", str(out)]) == 0
+    assert main(["train", *args, *small, "--overlap", "8", *extra, "--out", str(out)]) == 0
     return root, out
+
+
+@pytest.fixture(scope="module")
+def seg_run(tmp_path_factory):
+    return small_segment_run(tmp_path_factory.mktemp("seg"), make_segfolder, "--model", "res_attention_unet")
 
 
 def test_segment_run_folder_and_baseline(seg_run):
@@ -330,13 +334,7 @@ def test_class_masks_are_checked_against_the_number_of_classes(tmp_path):
 
 @pytest.fixture(scope="module")
 def two_class_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("seg2")
-    make_two_class_folder(root / "data")
-    out = root / "run"
-    args = ["--task", "segment", "--data", "segfolder", "--data-dir", str(root / "data"), "--classes", "2"]
-    small = ["--width", "4", "--depth", "2", "--crop", "32", "--samples", "16", "--epochs", "2", "--batch-size", "8"]
-    assert main(["train", *args, *small, "--tile", "32", "--overlap", "8", "--out", str(out)]) == 0
-    return root, out
+    return small_segment_run(tmp_path_factory.mktemp("seg2"), make_two_class_folder, "--classes", "2")
 
 
 def test_several_classes_train_with_their_own_dice_and_the_multi_otsu_baseline(two_class_run, tmp_path, capsys):

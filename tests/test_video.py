@@ -433,6 +433,16 @@ def test_a_head_refuses_keywords_it_does_not_take():
         small_video("attention", head_kwargs={"clusters": 4})
 
 
+VIDEO_META = {
+    "classes": [str(i) for i in range(20)],
+    "in_chans": 1,
+    "num_frames": 8,
+    "frame_model": "resnet18",
+    "attention": None,
+    "stem": "imagenet",
+}  # what the video task's build_data resolves, for models built by hand
+
+
 @pytest.mark.parametrize("freeze", [False, True])
 def test_a_transferred_backbone_trains_at_its_scaled_rate_or_not_at_all(image_run, freeze):
     from attnlab.engine.config import TrainConfig
@@ -452,13 +462,3 @@ def test_a_transferred_backbone_trains_at_its_scaled_rate_or_not_at_all(image_ru
     scratch = TrainConfig.create("video", backbone="none", lr=1e-3)  # no transfer: one rate for all
     model = scratch.task_object.build_model(scratch.options, VIDEO_META)
     assert {g["initial_lr"] for g in build_optimizer(scratch, model, 10)[0].param_groups} == {1e-3}
-
-
-VIDEO_META = {
-    "classes": [str(i) for i in range(20)],
-    "in_chans": 1,
-    "num_frames": 8,
-    "frame_model": "resnet18",
-    "attention": None,
-    "stem": "imagenet",
-}

@@ -53,9 +53,10 @@ def _step(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
-def nonlocal_rows(shapes: Sequence[tuple[int, int, int]], frames: int, batch: int, rounds: int) -> list[dict]:
+def nonlocal_rows(shapes: Sequence[tuple[int, int]], frames: int, batch: int, rounds: int) -> list[dict]:
+    """``shapes``: (channels, side) of the maps, e.g. a ResNet18's stages 3 and 4 at 112 px."""
     rows = []
-    for channels, size, _ in shapes:
+    for channels, size in shapes:
         torch.manual_seed(0)
         ours = NonLocalSpaceTime(channels, frames)
         with torch.no_grad():
@@ -136,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=112, help="frame side for the backbone rows")
     p.add_argument("--rounds", type=int, default=10)
     args = p.parse_args(argv)
-    nl = nonlocal_rows([(256, 14, 3), (512, 7, 4)], args.frames, args.batch, args.rounds)
+    nl = nonlocal_rows([(256, 14), (512, 7)], args.frames, args.batch, args.rounds)
     bb = backbone_rows(("tam", "non_local_st", "gltr"), args.frames, args.batch, args.size, args.rounds)
     print(to_markdown(nl, bb, frames=args.frames, batch=args.batch, size=args.size, rounds=args.rounds))
     return 0

@@ -1,4 +1,5 @@
-"""Reading a user's image files of any mode (grayscale, RGB, RGBA, palette, 16-bit, float) into tensors."""
+"""Reading a user's image files of any mode (grayscale, RGB, RGBA, palette, 16-bit, float) into tensors, and the
+evaluation transform that brings uint8 images (or video frames) to a run's input."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
+from torchvision.transforms import v2
 
-__all__ = ["read_image"]
+__all__ = ["read_image", "eval_transform"]
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:
@@ -43,3 +45,16 @@ def read_image(path: str | Path, channels: int) -> Tensor:
         raise ValueError(f"{path}: not a readable image ({e})") from None
     t = torch.from_numpy(a.copy())
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
+
+
+def eval_transform(size: int, mean, std, resize: int | None = None) -> v2.Compose:
+    """uint8 images (…, C, H, W) -> float: shorter side to ``resize`` (default ``size``), center crop ``size``,
+    normalized by ``mean`` and ``std``."""
+    return v2.Compose(
+        [
+            v2.Resize(resize or size, antialias=True),
+            v2.CenterCrop(size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
 from .._names import Registry
+from .images import eval_transform
 from .mnist5k import MEAN as MNIST_MEAN
 from .mnist5k import STD as MNIST_STD
 from .moving_digits import moving_digits_data
@@ -93,24 +93,12 @@ def read_video(path: str | Path) -> Tensor:
     return torch.stack(frames).permute(0, 3, 1, 2)
 
 
-def clip_transform(image_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
-    """uint8 frames (T, C, H, W) -> float, shorter side resized to ``image_size``, center-cropped, normalized."""
-    return v2.Compose(
-        [
-            v2.Resize(image_size, antialias=True),
-            v2.CenterCrop(image_size),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean, std),
-        ]
-    )
-
-
 class VideoFolder(Dataset):
     """(path, label) items; decoded at access, T frames sampled TSN-style (random when ``train``)."""
 
     def __init__(self, items: list[tuple[Path, int]], frames: int, image_size: int, train: bool) -> None:
         self.items, self.frames, self.train = items, frames, train
-        self.transform = clip_transform(image_size)
+        self.transform = eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers.registry import attention_info
 from .registry import create_model, register_model
 from .text import EncoderLayer
 
@@ -251,8 +252,6 @@ def video_resnet(
 ) -> VideoClassifier:
     """A ``VideoClassifier`` on an attnlab ResNet (``backbone``) with ``attention`` at its paper's place; temporal
     zoo modules get ``num_frames``. Other keyword arguments go to ``VideoClassifier``."""
-    from ..layers.registry import attention_info
-
     per_frame = attention is not None and attention_info(attention).per_frame
     net = create_model(
         backbone,

@@ -11,13 +11,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.transforms import v2
 
-from ..data.images import read_image
+from ..data.images import eval_transform, read_image
 from ..data.registry import DATASETS, build_dataset
 from ..layers.registry import attention_info
 from ..models.registry import create_model, get_model_builder
 from ..models.resnet import STEMS
 from .base import Metric, Task, TaskData, option, register_task
 from .metrics import ClassificationMetrics, TrainAccuracy
+from .top_classes import TopClasses, top_classes, top_count
 
 __all__ = ["Classify", "ClassifyOptions"]
 
@@ -46,7 +47,7 @@ class ClassifyOptions:
 
 
 @register_task
-class Classify(Task):
+class Classify(TopClasses, Task):
     """Image classification; the recipe defaults are the default run's (ResNet18 + CBAM on mnist5k, CPU)."""
 
     name = "classify"
@@ -118,24 +119,14 @@ class Classify(Task):
     @staticmethod
     def eval_transform(meta: dict) -> v2.Compose:
         """The run's evaluation transform, from its saved meta: resize, center crop, normalize."""
-        size = meta["image_size"]
-        return v2.Compose(
-            [
-                v2.Resize(meta["resize"], antialias=True),
-                v2.CenterCrop(size),
-                v2.ToDtype(torch.float32, scale=True),
-                v2.Normalize(meta["mean"], meta["std"]),
-            ]
-        )
+        return eval_transform(meta["image_size"], meta["mean"], meta["std"], resize=meta["resize"])
 
     @torch.no_grad()
     def predict(
         self, model: nn.Module, options: ClassifyOptions, meta: dict, inputs: list[str], args: Any
     ) -> list[dict]:
-        top = getattr(args, "top", 3)
-        if top < 1:
-            raise ValueError(f"--top: expected a positive int, got {top}")
-        transform, classes = self.eval_transform(meta), meta["classes"]
+        top = top_count(args)
+        transform = self.eval_transform(meta)
         rows = []
         for path in inputs:
             try:
@@ -143,19 +134,8 @@ class Classify(Task):
             except ValueError as e:
                 rows.append({"input": path, "error": str(e)})
                 continue
-            probs = model(x[None]).float().softmax(1)[0]
-            p, idx = probs.topk(min(top, len(classes)))
-            rows.append({"input": path, "top": [(classes[i], float(q)) for q, i in zip(p, idx.tolist(), strict=True)]})
+            rows.append({"input": path, "top": top_classes(model(x[None])[0], meta["classes"], top)})
         return rows
-
-    def format_prediction(self, row: dict) -> str:
-        return f"{row['input']}: " + ", ".join(f"{c} {p:.3f}" for c, p in row["top"])
-
-    def prediction_fields(self, row: dict) -> dict:
-        fields = {"input": row["input"]}
-        for rank, (c, p) in enumerate(row["top"], start=1):
-            fields[f"class{rank}"], fields[f"prob{rank}"] = c, f"{p:.6f}"
-        return fields
 
     # -- see it -----------------------------------------------------------------------------------------------
     def visualize(self, model: nn.Module, options: ClassifyOptions, meta: dict, data: TaskData, out: Path, count: int):
@@ -166,8 +146,3 @@ class Classify(Task):
         labels = torch.tensor([y for _, y in items])
         title = self.title(options)
         return plot_attention_grid(model, x, labels, meta["classes"], meta["mean"], meta["std"], out, title)
-
-    def eval_details(self, details: dict, meta: dict) -> list[tuple[str, dict[str, str]]]:
-        """Per-class accuracy as a table for ``attnlab eval``."""
-        rows = {str(c): f"{a:.4f}" for c, a in zip(meta["classes"], details["per_class_acc"], strict=True)}
-        return [("accuracy per class", rows)]

@@ -9,7 +9,13 @@ from torch import Tensor
 
 from .base import Metric
 
-__all__ = ["TrainAccuracy", "ClassificationMetrics"]
+__all__ = ["TrainAccuracy", "ClassificationMetrics", "confusion_matrix"]
+
+
+def confusion_matrix(pred: Tensor, target: Tensor, classes: int) -> Tensor:
+    """Counts (classes, classes) float64 of class indices of any shape: rows true, columns predicted."""
+    counts = torch.bincount((target * classes + pred).flatten().cpu(), minlength=classes * classes)
+    return counts.view(classes, classes).double()
 
 
 class TrainAccuracy(Metric):
@@ -40,7 +46,7 @@ class ClassificationMetrics(Metric):
         ce = F.cross_entropy(logits, target, reduction="sum")
         top5 = (logits.topk(min(5, k), dim=1).indices == target[:, None]).any(dim=1).sum()
         self.sums[:3] += torch.tensor([ce.item(), top5.item(), target.shape[0]], dtype=torch.float64)
-        self.sums[3:] += torch.bincount((target * k + logits.argmax(1)).cpu(), minlength=k * k).double()
+        self.sums[3:] += confusion_matrix(logits.argmax(1), target, k).flatten()
 
     def compute(self) -> tuple[dict[str, float], dict]:
         loss, top5, n = self.sums[:3].tolist()

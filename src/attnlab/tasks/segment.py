@@ -31,6 +31,7 @@ from ..models.tiling import tiled_logits
 from ..models.unet import UPSAMPLES, predicted_classes
 from .base import Metric, Task, TaskData, option, register_task
 from .instances import THRESHOLDS, f1_scores, match_counts, multi_otsu_classes, otsu_foreground, split_instances
+from .metrics import confusion_matrix
 
 __all__ = [
     "Segment",
@@ -111,16 +112,11 @@ def segmentation_loss(logits: Tensor, target: Tensor) -> Tensor:
 
 def class_counts(pred: Tensor, target: Tensor, classes: int) -> Tensor:
     """Class-index maps -> (correct pixels, pixels, then TP, FP, FN of each class 1…``classes``), float64."""
-    k = classes + 1
-    confusion = torch.bincount((target * k + pred).flatten().cpu(), minlength=k * k).view(k, k).double()
+    confusion = confusion_matrix(pred, target, classes + 1)
     tp = confusion.diag()[1:]
     fp, fn = confusion.sum(0)[1:] - tp, confusion.sum(1)[1:] - tp  # columns: predicted, rows: true
     head = torch.stack([confusion.diag().sum(), confusion.sum()])
     return torch.cat([head, torch.stack([tp, fp, fn], dim=1).flatten()])
-
-
-def _dice(tp: Tensor, fp: Tensor, fn: Tensor) -> Tensor:
-    return 2 * tp / (2 * tp + fp + fn).clamp(min=1e-12)
 
 
 def instance_scores(true: np.ndarray, foreground: np.ndarray, options: SegmentOptions) -> np.ndarray:
@@ -133,7 +129,7 @@ def _class_scores(s: Tensor, names: list[str]) -> dict[str, float]:
     """Dice, IoU (means over the classes) and pixel accuracy from (correct, pixels, TP, FP, FN per class)."""
     correct, total = s[:2].tolist()
     tp, fp, fn = s[2:].view(len(names), 3).unbind(1)
-    dice = _dice(tp, fp, fn)
+    dice = 2 * tp / (2 * tp + fp + fn).clamp(min=1e-12)
     scores = {
         "dice": dice.mean().item(),
         "iou": (tp / (tp + fp + fn).clamp(min=1e-12)).mean().item(),

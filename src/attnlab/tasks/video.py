@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.transforms import v2
 
-from ..data.video import VIDEO_DATA, build_video_data, clip_transform, frame_indices, read_video
+from ..data.images import eval_transform
+from ..data.video import VIDEO_DATA, build_video_data, frame_indices, read_video
 from ..layers.registry import attention_info
 from ..models.registry import create_model, get_model_builder
 from ..models.resnet import STEMS
@@ -28,6 +29,7 @@ from ..models.video import HEADS, head_parameters
 from ..models.weights import load_torchvision_weights, read_state_dict
 from .base import Metric, Task, TaskData, option, register_task
 from .metrics import ClassificationMetrics, TrainAccuracy
+from .top_classes import TopClasses, top_classes, top_count
 
 __all__ = ["Video", "VideoOptions", "DEFAULT_BACKBONE"]
 
@@ -100,14 +102,15 @@ def _backbone_config(options: VideoOptions) -> dict:
     return config
 
 
-def _architecture(options: VideoOptions, data_stem: str) -> dict:
-    """The frame ResNet: the options where given, else the --backbone run's, else resnet18, no attention."""
+def _architecture(options: VideoOptions) -> dict:
+    """The frame ResNet: the options where given, else the --backbone run's, else resnet18, no attention,
+    ImageNet's stem (as mnist5k's image runs: their 28-px digits, like moving_digits' 32-px frames)."""
     source = _backbone_config(options) if options.backbone else {}
     attention = options.attention if options.attention is not None else source.get("attention")
     return {
         "frame_model": options.frame_model or source.get("model") or "resnet18",
         "attention": None if attention in (None, "none") else attention,
-        "stem": options.stem or source.get("stem") or data_stem,
+        "stem": options.stem or source.get("stem") or "imagenet",
     }
 
 
@@ -122,7 +125,7 @@ class _ClipMetrics(ClassificationMetrics):
     def compute(self) -> tuple[dict[str, float], dict]:
         scalars, details = super().compute()
         if self.directions:
-            confusion = torch.tensor(details["confusion"], dtype=torch.float64)
+            confusion = self.sums[3:].view(self.k, self.k)  # rows: true, columns: predicted
             n = confusion.sum().item()
             true, pred = torch.meshgrid(torch.arange(self.k), torch.arange(self.k), indexing="ij")
             scalars["digit_acc"] = confusion[true // 2 == pred // 2].sum().item() / n
@@ -131,7 +134,7 @@ class _ClipMetrics(ClassificationMetrics):
 
 
 @register_task
-class Video(Task):
+class Video(TopClasses, Task):
     """Video classification; the default: the default image run's ResNet18 + CBAM, attention over frames."""
 
     name = "video"
@@ -159,7 +162,7 @@ class Video(Task):
         d = build_video_data(
             options.data, root=options.data_dir, frames=options.num_frames, image_size=options.image_size
         )
-        arch = _architecture(options, "imagenet")
+        arch = _architecture(options)
         meta = {
             "classes": d.classes,
             "in_chans": d.in_chans,
@@ -276,10 +279,7 @@ class Video(Task):
     # -- predict and see it ------------------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, model: nn.Module, options: VideoOptions, meta: dict, inputs: list[str], args: Any) -> list[dict]:
-        top = getattr(args, "top", 3)
-        if top < 1:
-            raise ValueError(f"--top: expected a positive int, got {top}")
-        classes, T = meta["classes"], meta["num_frames"]
+        top, T = top_count(args), meta["num_frames"]
         rows = []
         for path in inputs:
             try:
@@ -289,35 +289,26 @@ class Video(Task):
                 continue
             clip = clip_input(video[frame_indices(len(video), T)], meta)
             logits, weights = model.forward_with_frame_weights(clip[None])
-            p, idx = logits.float().softmax(1)[0].topk(min(top, len(classes)))
             rows.append(
                 {
                     "input": path,
-                    "top": [(classes[i], float(q)) for q, i in zip(p, idx.tolist(), strict=True)],
+                    "top": top_classes(logits[0], meta["classes"], top),
                     "frame_weights": [round(float(w), 4) for w in weights[0]],
                 }
             )
         return rows
 
     def format_prediction(self, row: dict) -> str:
-        top = ", ".join(f"{c} {p:.3f}" for c, p in row["top"])
-        return f"{row['input']}: {top}  frame weights {' '.join(f'{w:.2f}' for w in row['frame_weights'])}"
+        weights = " ".join(f"{w:.2f}" for w in row["frame_weights"])
+        return f"{super().format_prediction(row)}  frame weights {weights}"
 
     def prediction_fields(self, row: dict) -> dict:
-        fields = {"input": row["input"]}
-        for rank, (c, p) in enumerate(row["top"], start=1):
-            fields[f"class{rank}"], fields[f"prob{rank}"] = c, f"{p:.6f}"
-        fields["frame_weights"] = " ".join(f"{w:.4f}" for w in row["frame_weights"])
-        return fields
+        return {**super().prediction_fields(row), "frame_weights": " ".join(f"{w:.4f}" for w in row["frame_weights"])}
 
     def visualize(self, model: nn.Module, options: VideoOptions, meta: dict, data: TaskData, out: Path, count: int):
         from ..report.video_maps import plot_clips
 
         return plot_clips(model, data.test, meta, out, count, self.title(options))
-
-    def eval_details(self, details: dict, meta: dict) -> list[tuple[str, dict[str, str]]]:
-        rows = {str(c): f"{a:.4f}" for c, a in zip(meta["classes"], details["per_class_acc"], strict=True)}
-        return [("accuracy per class", rows)]
 
 
 def clip_input(frames: Tensor, meta: dict) -> Tensor:
@@ -325,4 +316,4 @@ def clip_input(frames: Tensor, meta: dict) -> Tensor:
     model (moving_digits) gets the frames' luminance."""
     if meta["in_chans"] == 1:
         frames = v2.Grayscale()(frames)
-    return clip_transform(meta["image_size"], meta["mean"], meta["std"])(frames)
+    return eval_transform(meta["image_size"], meta["mean"], meta["std"])(frames)
