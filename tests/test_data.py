@@ -1,4 +1,4 @@
-"""The data registry: mnist5k's fixed split, and CIFAR / ImageFolder loading on files the tests write."""
+"""The classify task's data sets: mnist5k's fixed split, and CIFAR / ImageFolder loading on files the tests write."""
 
 import pickle
 from collections import Counter
@@ -8,19 +8,24 @@ import pytest
 import torch
 from PIL import Image
 
-from attnlab.data import build_dataset, list_datasets
 from attnlab.data.mnist5k import stratified_split
+from attnlab.tasks.classify import CLASSIFY_DATA, ClassifyOptions
+
+
+def build_dataset(name, root=None, **options):
+    """A classify data set as the task builds it, from its options."""
+    return CLASSIFY_DATA.build(name, ClassifyOptions(data=name, data_dir=root and str(root), **options))
 
 
 def test_registry_lists_the_datasets():
-    assert {"mnist5k", "cifar10", "cifar100", "imagefolder"} <= set(list_datasets())
+    assert {"mnist5k", "cifar10", "cifar100", "imagefolder"} <= set(CLASSIFY_DATA.names())
     with pytest.raises(ValueError, match="did you mean 'cifar10'"):
         build_dataset("cifar01")
 
 
 def test_mnist5k_is_a_fixed_stratified_4000_1000_split():
     d = build_dataset("mnist5k")
-    assert (len(d.train), len(d.test), d.num_classes, d.in_chans) == (4000, 1000, 10, 1)
+    assert (len(d.train), len(d.test), len(d.meta["classes"]), d.meta["in_chans"]) == (4000, 1000, 10, 1)
     assert Counter(d.test.labels.tolist()) == {c: 100 for c in range(10)}
     x, y = d.test[0]
     assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and isinstance(y, int)
@@ -60,7 +65,7 @@ def test_cifar10_loads_local_files_and_explains_missing_ones(tmp_path, monkeypat
     monkeypatch.setattr(datasets.CIFAR10, "_check_integrity", lambda self: True)  # our files, not the real md5s
     monkeypatch.setattr(cifar, "check_integrity", lambda *args, **kwargs: True)
     d = build_dataset("cifar10", root=tmp_path)
-    assert (len(d.train), len(d.test), d.num_classes, d.image_size) == (40, 8, 10, 32)
+    assert (len(d.train), len(d.test), len(d.meta["classes"]), d.meta["image_size"]) == (40, 8, 10, 32)
     x, y = d.train[0]
     assert x.shape == (3, 32, 32) and x.dtype == torch.float32
 
@@ -72,7 +77,29 @@ def test_imagefolder(tmp_path):
             for i in range(3):
                 Image.fromarray(np.full((40, 50, 3), 60 * i, dtype=np.uint8)).save(tmp_path / split / c / f"{i}.png")
     d = build_dataset("imagefolder", root=tmp_path)
-    assert d.classes == ["cat", "dog"] and len(d.train) == 6 and len(d.test) == 6
-    assert d.image_size == 40 and d.test[0][0].shape == (3, 40, 40)  # the shorter side of its images
+    assert d.meta["classes"] == ["cat", "dog"] and len(d.train) == 6 and len(d.test) == 6
+    assert d.meta["image_size"] == 40 and d.test[0][0].shape == (3, 40, 40)  # the shorter side of its images
     with pytest.raises(FileNotFoundError, match="train"):
         build_dataset("imagefolder", root=tmp_path / "train")
+
+
+def write_folder(root, size, n=4):
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / c / f"{i}.png")
+
+
+def test_imagefolder_takes_the_size_of_its_images(tmp_path):
+    write_folder(tmp_path, 32)
+    d = build_dataset("imagefolder", root=tmp_path)
+    assert d.meta["image_size"] == 32 and d.test[0][0].shape == (3, 32, 32) and d.train[0][0].shape == (3, 32, 32)
+    notes = d.meta["notes"][0]
+    assert "32×32 px" in notes and "shifts" in notes and "horizontal flips" in notes
+    big = build_dataset("imagefolder", root=tmp_path, image_size=96, hflip=False)
+    assert big.train[0][0].shape == (3, 96, 96) and "random-resized crops, no flips" in big.meta["notes"][0]
+    names = [type(t).__name__ for t in big.train.transform.transforms]
+    assert "RandomHorizontalFlip" not in names and "RandomResizedCrop" in names

@@ -109,7 +109,7 @@ def test_training_writes_curves_png(trained, monkeypatch):
 def test_visualize_draws_each_images_maps_and_grad_cam(trained, tmp_path, monkeypatch):
     from PIL import Image
 
-    from attnlab.report import visualize
+    from attnlab.tasks.classify import pictures as visualize
 
     out = tmp_path / "maps.png"
     assert main(["visualize", "--checkpoint", str(trained), "--images", "3", "--out", str(out)]) == 0

@@ -2,7 +2,8 @@
 
 Low to high: functional, layers, models, data, measure, report, tasks, engine, bench, commands, cli.
 Low packages (functional, layers, models, data) import nothing from tasks, engine, report or commands;
-no two packages import each other; nothing imports the CLI.
+no two packages import each other; nothing imports the CLI. Inside tasks/, each task is a folder: the engine and
+the commands import none of them, and no task folder imports another.
 """
 
 import ast
@@ -79,3 +80,47 @@ def test_no_cycles_between_packages():
     for node in edges:
         if node not in state:
             visit(node, [])
+
+
+TASKS_DIR = SRC / "tasks"
+TASK_FOLDERS = {p.name for p in TASKS_DIR.iterdir() if (p / "__init__.py").is_file()}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Dotted attnlab module names ``path`` imports (``attnlab.tasks.segment.data``), relative ones resolved."""
+    tree = ast.parse(path.read_text())
+    package = ["attnlab", *path.relative_to(SRC).parent.parts]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("attnlab.")}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            found.add(module)
+            found |= {f"{module}.{a.name}" for a in node.names}  # `from . import segment` names a module too
+    return found
+
+
+def task_folders_imported(path: Path) -> set[str]:
+    return {
+        m.split(".")[2] for m in imported_modules(path) if m.startswith("attnlab.tasks.") and len(m.split(".")) > 2
+    } & TASK_FOLDERS
+
+
+def test_the_task_folders_are_found():
+    assert {"classify", "segment", "text", "video"} <= TASK_FOLDERS
+    assert task_folders_imported(TASKS_DIR / "__init__.py") >= {"classify", "segment", "text", "video"}
+
+
+def test_engine_and_commands_import_no_concrete_task():
+    for room in ("engine", "commands"):
+        for path in (SRC / room).rglob("*.py"):
+            assert not task_folders_imported(path), (path, task_folders_imported(path))
+
+
+def test_no_task_folder_imports_another():
+    for folder in TASK_FOLDERS:
+        for path in (TASKS_DIR / folder).rglob("*.py"):
+            others = task_folders_imported(path) - {folder}
+            assert not others, f"{path.relative_to(SRC)} imports the task folders {sorted(others)}"

@@ -1,5 +1,7 @@
 """ResNets with attention: torchvision parity, the papers' placements and parameter counts, weight loading."""
 
+import math
+
 import pytest
 import torch
 import torchvision
@@ -74,23 +76,112 @@ def test_bam_resnet50_is_about_25_92m_and_cbam_resnet18_11_78m():
     assert round(cbam / 1e6, 2) == 11.78
 
 
-@pytest.mark.parametrize("model", [m for m in attnlab.list_models() if m.startswith("resnet")])
-@pytest.mark.parametrize("attention", SAMPLE)
-def test_every_model_with_attention_trains_on_tiny_input(model, attention):
+def directional_derivative(loss_fn, tensors, directions, eps=1e-7):
+    """(L(t + εd) − L(t − εd)) / 2ε, the central finite difference along ``directions``."""
+    with torch.no_grad():
+        for t, d in zip(tensors, directions, strict=True):
+            t.add_(eps * d)
+        plus = loss_fn()
+        for t, d in zip(tensors, directions, strict=True):
+            t.sub_(2 * eps * d)
+        minus = loss_fn()
+        for t, d in zip(tensors, directions, strict=True):
+            t.add_(eps * d)
+    return ((plus - minus) / (2 * eps)).item()
+
+
+# resnet18 with each module; resnet50 where its Bottleneck builds a module otherwise, in place of its strided 3×3 conv
+# (resnet34 and resnet101 repeat the same blocks; test_attention_adds_only_attn_keys_at_the_papers_places checks them)
+@pytest.mark.parametrize(
+    ("model", "attention"), [("resnet18", a) for a in SAMPLE] + [("resnet50", a) for a in ("sk", "splat", "mhsa")]
+)
+def test_every_model_with_attention_has_the_gradients_of_finite_differences(model, attention):
+    """Training mode, float64, a tiny input: autograd's gradients of the attention's parameters (of the input for
+    SimAM, which has none) are those of the loss: along a random direction d, g·d equals the central difference to
+    1e-6 of |g||d|. The parameters' gradients flow back through every later attention module to its input.
+
+    The ReLUs become SiLUs: among thousands of ReLUs some unit crosses zero within ±ε and the finite difference of
+    the kinked loss is off by percents. Batch 4, not 2: BN over two values of a pooled vector (SK's, split
+    attention's) is near-singular, and ε² times its curvature exceeds the tolerance."""
     torch.manual_seed(0)
-    m = attnlab.create_model(model, num_classes=5, attention=attention, stem="cifar", in_chans=1)
-    x = torch.randn(2, 1, 16, 16)
-    loss = m(x).logsumexp(dim=1).mean()
-    loss.backward()
-    assert torch.isfinite(loss)
-    attn_grads = [p.grad for n, p in m.named_parameters() if ".attn." in f".{n}"]
-    assert all(g is not None and torch.isfinite(g).all() for g in attn_grads)
+    m = attnlab.create_model(model, num_classes=5, attention=attention, stem="cifar", in_chans=1).double().train()
+    for parent in list(m.modules()):
+        for child_name, child in parent.named_children():
+            if isinstance(child, torch.nn.ReLU):
+                setattr(parent, child_name, torch.nn.SiLU())
+    attn = [p for n, p in m.named_parameters() if ".attn." in f".{n}"]
+    assert bool(attn) == (attention != "simam")
+    with torch.no_grad():  # off the zero-initialized scales (non-local's BN, GC's last conv), so every weight acts
+        for p in attn:
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(4, 1, 12, 10, dtype=torch.float64, requires_grad=True)  # stages at 12×10, 6×5, 3×3, 2×2
+
+    def loss_fn():
+        return m(x).logsumexp(dim=1).mean()
+
+    loss_fn().backward()
+    tensors = attn or [x]
+    directions = [torch.randn_like(t) for t in tensors]
+    analytic = sum((t.grad * d).sum() for t, d in zip(tensors, directions, strict=True)).item()
+    scale = math.sqrt(sum(t.grad.square().sum().item() for t in tensors)) * math.sqrt(
+        sum(d.square().sum().item() for d in directions)
+    )
+    assert scale > 1e-3  # the loss depends on them
+    assert abs(analytic - directional_derivative(loss_fn, tensors, directions)) <= 1e-6 * scale
 
 
-@pytest.mark.parametrize("attention", ["cbam", "bam", "sk", "non_local"])
-def test_imagenet_stem_forward(attention):
-    m = attnlab.create_model("resnet18", num_classes=3, attention=attention).eval()
-    assert m(torch.randn(1, 3, 64, 48)).shape == (1, 3)
+def torchvision_with_attention_by_hand(ours):
+    """torchvision's resnet18 with ``ours``' backbone weights and its attention modules put where the documentation
+    of models/resnet.py says, with hooks: "block" on bn2's output, "nonlocal" on the block's output, "conv" in place
+    of conv2 and bn2, "stage" on the stage's output."""
+    tv = torchvision.models.resnet18(num_classes=ours.num_classes).double().eval()
+    backbone = {k: v for k, v in ours.state_dict().items() if "attn" not in k.split(".")}
+    missing, unexpected = tv.load_state_dict(backbone, strict=False)
+    assert not unexpected and all(k.split(".")[2] in ("conv2", "bn2") for k in missing)
+    for s in range(1, 5):
+        for blk, tv_blk in zip(getattr(ours, f"layer{s}"), getattr(tv, f"layer{s}"), strict=True):
+            where, attn = getattr(blk, "attn_at", None), getattr(blk, "attn", None)
+            if where == "block":
+                tv_blk.bn2.register_forward_hook(lambda mod, args, out, a=attn: a(out))
+            elif where == "nonlocal":
+                tv_blk.register_forward_hook(lambda mod, args, out, a=attn: a(out))
+            elif where == "conv":
+                tv_blk.conv2, tv_blk.bn2 = attn, torch.nn.Identity()
+        if "attn" in ours._modules and f"layer{s}" in ours.attn:
+            getattr(tv, f"layer{s}").register_forward_hook(lambda mod, args, out, a=ours.attn[f"layer{s}"]: a(out))
+    return tv
+
+
+@pytest.mark.parametrize(
+    ("attention", "places"),
+    [
+        ("cbam", {f"layer{s}.{b}": "block" for s in range(1, 5) for b in range(2)}),
+        ("bam", {"attn.layer1": "stage", "attn.layer2": "stage", "attn.layer3": "stage"}),
+        ("sk", {f"layer{s}.{b}": "conv" for s in range(1, 5) for b in range(2)}),
+        ("non_local", {"layer2.1": "nonlocal", "layer3.1": "nonlocal"}),
+    ],
+)
+def test_imagenet_stem_model_is_torchvision_with_the_attention_at_its_place(attention, places):
+    """ImageNet stem at 64×48 (layer4 at 2×2): the logits are torchvision's resnet18, same weights, with the
+    attention inserted by hand at the documented place."""
+    torch.manual_seed(0)
+    ours = attnlab.create_model("resnet18", num_classes=3, attention=attention).double().eval()
+    with torch.no_grad():
+        for n, p in ours.named_parameters():
+            if "attn" in n.split("."):
+                p.add_(0.1 * torch.randn_like(p))
+    found = {f"layer{s}.{b}": blk.attn_at for s in range(1, 5) for b, blk in enumerate(getattr(ours, f"layer{s}"))}
+    found = {k: v for k, v in found.items() if v is not None}
+    if "attn" in ours._modules:
+        found |= {f"attn.{k}": "stage" for k in ours.attn}
+    assert found == places
+    x = torch.randn(2, 3, 64, 48, dtype=torch.float64)
+    with torch.no_grad():
+        y = ours(x)
+        torch.testing.assert_close(y, torchvision_with_attention_by_hand(ours)(x), rtol=0, atol=1e-10)
+        plain = torchvision.models.resnet18(num_classes=3).double().eval()
+        plain.load_state_dict({k: v for k, v in ours.state_dict().items() if k in plain.state_dict()}, strict=False)
+        assert (y - plain(x)).abs().max() > 1e-3  # the attention changes the logits: the comparison sees it
 
 
 def attn_keys(model):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_data import write_folder  # an image folder of random pixels
 
 from attnlab.cli import main
-from attnlab.data import build_dataset
 from attnlab.data.mnist5k import read_digits, stratified_split
 from attnlab.engine.run_folder import load_run
 
@@ -29,7 +29,7 @@ def test_a_test_digit_as_a_file_gives_the_models_own_probabilities(run, tmp_path
     line = capsys.readouterr().out.strip()
     loaded = load_run(run)
     with torch.no_grad():
-        probs = loaded.model(build_dataset("mnist5k").test[0][0][None]).softmax(1)[0]
+        probs = loaded.model(loaded.data().test[0][0][None]).softmax(1)[0]
     p, k = probs.topk(2)
     assert line == f"{tmp_path / 'digit.png'}: {k[0].item()} {p[0]:.3f}, {k[1].item()} {p[1]:.3f}"
 
@@ -60,27 +60,6 @@ def test_any_mode_and_size_and_bad_files_named(run, tmp_path, capsys):
 def test_predict_needs_inputs(run, capsys):
     assert main(["predict", "--checkpoint", str(run)]) == 2
     assert "INPUT: expected at least one file" in capsys.readouterr().err
-
-
-def write_folder(root, size, n=4):
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in ("a", "b"):
-            (root / split / c).mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / split / c / f"{i}.png")
-
-
-def test_imagefolder_takes_the_size_of_its_images(tmp_path):
-    write_folder(tmp_path, 32)
-    d = build_dataset("imagefolder", root=tmp_path)
-    assert d.image_size == 32 and d.test[0][0].shape == (3, 32, 32) and d.train[0][0].shape == (3, 32, 32)
-    assert "32×32 px" in d.notes[0] and "shifts" in d.notes[0] and "horizontal flips" in d.notes[0]
-    big = build_dataset("imagefolder", root=tmp_path, image_size=96, hflip=False)
-    assert big.train[0][0].shape == (3, 96, 96) and "random-resized crops, no flips" in big.notes[0]
-    names = [type(t).__name__ for t in big.train.transform.transforms]
-    assert "RandomHorizontalFlip" not in names and "RandomResizedCrop" in names
 
 
 def test_small_imagefolder_trains_at_its_size_with_the_cifar_stem(tmp_path, capsys):

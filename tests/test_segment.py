@@ -1,5 +1,6 @@
 """Segmentation: the attention gate against its equation, U-Net sizes and parameter counts, instances and
-their matching on hand examples, tiles, nuclei's disjoint split, segfolder's refusals, and the task end to end."""
+their matching on hand examples and against StarDist's, the pixel metrics by hand, tiles, nuclei's disjoint
+split, segfolder's refusals, and the task end to end."""
 
 import json
 
@@ -11,14 +12,23 @@ from PIL import Image
 
 import attnlab
 from attnlab.cli import main
-from attnlab.data.segmentation import NUCLEI_SPLIT_COLUMN, build_segmentation_data, read_mask
 from attnlab.layers.attention_gate import AttentionGate
 from attnlab.models.tiling import tile_starts, tiled_logits
 from attnlab.report.maps import capture_gates
-from attnlab.tasks.instances import f1_scores, match_counts, split_instances
+from attnlab.tasks.segment import SEGMENT_DATA, SegmentOptions, label_scheme
+from attnlab.tasks.segment.data import NUCLEI_SPLIT_COLUMN
+from attnlab.tasks.segment.files import read_mask
+from attnlab.tasks.segment.instances import THRESHOLDS, f1_scores, match_counts, split_instances
+from attnlab.tasks.segment.losses import multiclass_soft_dice_loss, soft_dice_loss
+from attnlab.tasks.segment.metrics import EvalMetrics, class_counts, class_scores
 
 F64 = torch.float64
 UNETS = ["unet", "attention_unet", "res_unet", "res_attention_unet"]
+
+
+def build_data(name, **options):
+    """The segment data set ``name`` for these options (the task's defaults otherwise)."""
+    return SEGMENT_DATA.build(name, SegmentOptions(data=name, **options))
 
 
 def test_attention_gate_is_its_equation_by_hand():
@@ -127,13 +137,13 @@ def test_tiles_cover_the_image_and_blend_to_the_whole_pass():
 
 
 def test_nuclei_train_and_test_never_share_a_pixel():
-    d = build_segmentation_data("nuclei", crop=64, samples=4)
+    d = build_data("nuclei", crop=64, samples=4)
     train_image = d.train.images[0]
     images, labels = d.test[0]
     assert train_image.shape[-1] == NUCLEI_SPLIT_COLUMN and images.shape[-1] == 512 - NUCLEI_SPLIT_COLUMN
     assert images.shape[:2] == (3, 1) and labels.max() > 50  # three conditions; more than 50 nuclei reach in
     assert len(np.unique(labels.numpy())) - 1 >= 50
-    assert d.conditions == ["clean", "gradient", "low_contrast"]
+    assert d.meta["conditions"] == ["clean", "gradient", "low_contrast"] and d.meta["classes"] == ["foreground"]
     x, y = d.train[0]
     assert x.shape == (1, 64, 64) and set(torch.unique(y).tolist()) <= {0, 1}
 
@@ -164,26 +174,26 @@ def make_segfolder(root, n=2, size=48):
 def test_segfolder_refuses_bad_input_naming_the_file(tmp_path, capsys):
     root = tmp_path / "data"
     make_segfolder(root)
-    d = build_segmentation_data("segfolder", root=root, crop=32, samples=4)
-    assert d.in_chans == 1 and len(d.test) == 2
+    d = build_data("segfolder", data_dir=str(root), crop=32, samples=4)
+    assert d.meta["in_chans"] == 1 and len(d.test) == 2
     bad = tmp_path / "bad"
     make_segfolder(bad)
     write(bad / "train" / "masks" / "img0.png", np.array([[0, 128, 255]] * 48, np.uint8)[:, :48].repeat(16, 1)[:, :48])
     with pytest.raises(ValueError, match=r"img0.png: an 8-bit mask with values \[0, 128, 255\]"):
-        build_segmentation_data("segfolder", root=bad)
+        build_data("segfolder", data_dir=str(bad))
     write(bad / "train" / "masks" / "img0.png", np.zeros((40, 48), np.uint8))
     with pytest.raises(ValueError, match=r"img0.png: the mask is 40×48, its image img0.tif is 48×48"):
-        build_segmentation_data("segfolder", root=bad)
+        build_data("segfolder", data_dir=str(bad))
     (bad / "train" / "masks" / "img0.png").unlink()
     with pytest.raises(ValueError, match=r"img0.tif: no mask with the same name"):
-        build_segmentation_data("segfolder", root=bad)
+        build_data("segfolder", data_dir=str(bad))
     stack = tmp_path / "stack"
     make_segfolder(stack)
     write(stack / "val" / "images" / "img1.tif", np.zeros((5, 48, 48), np.uint16))
     with pytest.raises(ValueError, match=r"img1.tif: a stack of shape \(5, 48, 48\)"):
-        build_segmentation_data("segfolder", root=stack)
+        build_data("segfolder", data_dir=str(stack))
     with pytest.raises(ValueError, match=r"smaller than one training crop \(96×96\); pass --crop 48"):
-        build_segmentation_data("segfolder", root=root, crop=96)
+        build_data("segfolder", data_dir=str(root), crop=96)
     empty = tmp_path / "empty"
     for split in ("train", "val"):
         (empty / split / "images").mkdir(parents=True)
@@ -232,11 +242,22 @@ def seg_run(tmp_path_factory):
 def test_segment_run_folder_and_baseline(seg_run):
     _, out = seg_run
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["monitor"] == "val_dice" and 0 <= summary["best_val_dice"] <= 1
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert summary["monitor"] == "val_dice" and [r["epoch"] for r in records] == [1, 2]
+    keys = {"val_loss", "val_dice", "val_iou", "val_acc", "val_f1", "val_f1_mean", "train_dice", "crops_per_s"}
+    assert keys <= set(records[-1])
+    assert summary["final_metrics"] == {k: v for k, v in records[-1].items() if k.startswith("val_")}
+    best = max(records, key=lambda r: r["val_dice"])  # the first of equals, as the best checkpoint keeps it
+    assert summary["best_val_dice"] == best["val_dice"]
     otsu = summary["baselines"]["otsu"]
     assert otsu["val_dice"] > 0.9  # bright disks on a dark background: Otsu's easy case
-    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    assert {"val_dice", "val_iou", "val_acc", "val_f1", "val_f1_mean", "train_dice", "crops_per_s"} <= set(record)
+    assert set(otsu) == {k for k in summary["final_metrics"] if k != "val_loss"}
+    # attnlab eval of the best checkpoint gives that epoch's figures again, the clean condition's in its details
+    assert main(["eval", "--checkpoint", str(out)]) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["metrics"] == {k: v for k, v in best.items() if k.startswith("val_")}
+    clean = result["details"]["conditions"]["clean"]
+    assert clean == {k: best[f"val_{k}"] for k in ("dice", "iou", "acc", "f1", "f1_mean")}
 
 
 def test_segment_predict_writes_masks_of_the_images_size(seg_run, tmp_path, capsys):
@@ -258,10 +279,10 @@ def test_segment_predict_writes_masks_of_the_images_size(seg_run, tmp_path, caps
 def test_segment_visualize_and_export(seg_run, tmp_path, monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     _, out = seg_run
-    from attnlab.report import segmentation
+    from attnlab.tasks.segment import pictures
 
     drawn = {}
-    monkeypatch.setattr(segmentation, "save_figure", lambda fig, path: drawn.setdefault("fig", fig))
+    monkeypatch.setattr(pictures, "save_figure", lambda fig, path: drawn.setdefault("fig", fig))
     assert main(["visualize", "--checkpoint", str(out), "--out", str(tmp_path / "v.png")]) == 0
     titles = [ax.get_title() for ax in drawn["fig"].axes if ax.get_visible()]
     assert titles[0] == "clean" and "Dice" in titles[1]
@@ -279,8 +300,6 @@ def test_segment_visualize_and_export(seg_run, tmp_path, monkeypatch):
 
 # ---- several classes -----------------------------------------------------------------------------------------
 def test_class_counts_and_the_multiclass_dice_loss_by_hand():
-    from attnlab.tasks.segment import class_counts, multiclass_soft_dice_loss, segmentation_loss, soft_dice_loss
-
     true = torch.tensor([[0, 1, 1], [2, 2, 0]])
     pred = torch.tensor([[0, 1, 2], [2, 0, 0]])
     # correct 4 of 6; class 1: TP 1, FP 0, FN 1; class 2: TP 1, FP 1, FN 1
@@ -294,13 +313,81 @@ def test_class_counts_and_the_multiclass_dice_loss_by_hand():
         y = (target == k).double()
         dices.append((2 * (p[:, k] * y).sum() + 1) / (p[:, k].sum() + y.sum() + 1))
     torch.testing.assert_close(multiclass_soft_dice_loss(logits, target), 1 - (dices[0] + dices[1]) / 2)
+    several = label_scheme(2)
+    assert several.num_outputs == 3 and several.names == ["class1", "class2"]
     torch.testing.assert_close(
-        segmentation_loss(logits, target), F.cross_entropy(logits, target) + multiclass_soft_dice_loss(logits, target)
+        several.loss(logits, target), F.cross_entropy(logits, target) + multiclass_soft_dice_loss(logits, target)
     )
     one = logits[:, :1]  # one logit map: BCE + the binary soft Dice
     fg = target > 0
     expected = F.binary_cross_entropy_with_logits(one[:, 0], fg.double()) + soft_dice_loss(one[:, 0], fg)
-    torch.testing.assert_close(segmentation_loss(one, fg.long()), expected)
+    binary = label_scheme(1)
+    assert binary.num_outputs == 1 and binary.names == ["foreground"]
+    torch.testing.assert_close(binary.loss(one, fg.long()), expected)
+    assert binary.predict(one).tolist() == (one[:, 0] > 0).long().tolist()
+    assert several.predict(logits).tolist() == logits.argmax(1).tolist()
+
+
+def test_dice_iou_and_pixel_accuracy_by_hand():
+    true = torch.tensor([[0, 1, 1], [2, 2, 0]])
+    pred = torch.tensor([[0, 1, 2], [2, 0, 0]])
+    # class 1: TP 1, FP 0, FN 1 -> Dice 2/3, IoU 1/2; class 2: TP 1, FP 1, FN 1 -> Dice 1/2, IoU 1/3
+    scores = class_scores(class_counts(pred, true, 2), ["class1", "class2"])
+    expected = {"dice": 7 / 12, "iou": 5 / 12, "acc": 4 / 6, "dice_class1": 2 / 3, "dice_class2": 1 / 2}
+    assert scores == pytest.approx(expected, rel=1e-12) and list(scores) == list(expected)
+    # one class (the foreground of the same maps): TP 3, FP 0, FN 1 -> Dice 6/7, IoU 3/4, 5 of 6 pixels right
+    binary = class_scores(class_counts((pred > 0).long(), (true > 0).long(), 1))
+    assert binary == pytest.approx({"dice": 6 / 7, "iou": 3 / 4, "acc": 5 / 6}, rel=1e-12)
+
+
+def random_instances(rng, shape=(48, 64), count=9):
+    """Instance labels of ``count`` random rectangles (later ones drawn over earlier ones)."""
+    labels = np.zeros(shape, np.int64)
+    for i in range(1, count + 1):
+        top, left = rng.integers(0, shape[0] - 4), rng.integers(0, shape[1] - 4)
+        h, w = rng.integers(3, 12, 2)
+        labels[top : top + h, left : left + w] = i
+    return labels
+
+
+def test_instance_matching_equals_stardist():
+    from stardist.matching import matching  # the reference (only the tests import stardist)
+
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        true = random_instances(rng)
+        pred = np.roll(true, tuple(rng.integers(-2, 3, 2)), axis=(0, 1))  # shifted: IoUs spread over 0.3-1
+        pred[pred == rng.integers(1, 10)] = 0  # one object missed
+        pred = np.where(random_instances(rng, count=2) > 0, 20 + random_instances(rng, count=2), pred)  # extras
+        counts = match_counts(true, pred)
+        f1 = f1_scores(counts)
+        for i, thr in enumerate(THRESHOLDS):
+            ref = matching(true, pred, thresh=thr)
+            assert counts[i].tolist() == [ref.tp, ref.fp, ref.fn], thr
+            assert f1[i] == pytest.approx(ref.f1, rel=1e-12)
+
+
+def test_eval_metrics_keep_the_conditions_apart_and_report_the_engines_loss():
+    true = np.zeros((20, 30), np.int64)
+    true[2:9, 2:9], true[10:18, 15:25] = 1, 2  # two instances
+    labels = torch.from_numpy(true)[None]  # (B=1, H, W)
+    perfect = torch.where(labels > 0, 5.0, -5.0)[:, None]  # (B, maps=1, H, W)
+    dark = torch.full_like(perfect, -5.0)  # all background
+    output = torch.stack([perfect, dark], dim=1)  # (B, K=2, maps=1, H, W): the conditions on their own axis
+    metric = EvalMetrics(label_scheme(1), ["clean", "dark"], min_size=4, split_h=1.0)
+    metric.update(output, labels, torch.tensor(0.25))
+    scalars, details = metric.compute()
+    assert scalars == {
+        "loss": 0.25,
+        "dice": 1.0,
+        "iou": 1.0,
+        "acc": 1.0,
+        "f1": 1.0,
+        "f1_mean": 1.0,
+        "dice_dark": 0.0,
+        "f1_dark": 0.0,
+    }
+    assert details["conditions"]["dark"]["acc"] == pytest.approx(1 - (49 + 80) / 600)
 
 
 def make_two_class_folder(root, n=2, size=48):
@@ -320,16 +407,16 @@ def make_two_class_folder(root, n=2, size=48):
 def test_class_masks_are_checked_against_the_number_of_classes(tmp_path):
     root = tmp_path / "two"
     make_two_class_folder(root)
-    d = build_segmentation_data("segfolder", root=root, crop=32, samples=4, classes=2)
+    d = build_data("segfolder", data_dir=str(root), crop=32, samples=4, classes=2)
     _, labels = d.test[0]
     assert set(labels.unique().tolist()) == {0, 1, 2}  # class indices, not instances
     _, crop = d.train[0]
     assert set(crop.unique().tolist()) <= {0, 1, 2}
     with pytest.raises(ValueError, match=r"img0.png: a mask with values \[0, 1, 2, 7\]; expected class indices 0-2"):
         write(root / "val" / "masks" / "img0.png", np.array([[0, 1, 2, 7]] * 48, np.uint8).repeat(12, 1))
-        build_segmentation_data("segfolder", root=root, crop=32, classes=2)
+        build_data("segfolder", data_dir=str(root), crop=32, classes=2)
     with pytest.raises(ValueError, match="--classes: nuclei has one class"):
-        build_segmentation_data("nuclei", classes=3)
+        build_data("nuclei", classes=3)
 
 
 @pytest.fixture(scope="module")
@@ -352,4 +439,4 @@ def test_several_classes_train_with_their_own_dice_and_the_multi_otsu_baseline(t
     mask = np.asarray(Image.open(tmp_path / "m" / "img0_mask.png"))
     assert mask.shape == (48, 48) and set(np.unique(mask).tolist()) <= {0, 1, 2}
     assert main(["train", "--task", "segment", "--classes", "0", "--out", str(tmp_path / "r")]) == 2
-    assert "--classes: expected an int >= 1, got 0" in capsys.readouterr().err
+    assert "--classes: expected int >= 1, got 0" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """The engine on a tiny fake task (tests/helpers/fake_task.py): it trains any task and names none.
 
 Best checkpoint by "max" and by "min", metric sums under 2 processes equal to 1 process, exact resume
-after kill -9, compare over a non-attention field, options refused for a task that lacks them.
+after kill -9, compare over a non-attention field, options refused for a task that lacks them; the fifth task
+through every command; each task's own flags; config files in and out.
 """
 
 import json
@@ -94,7 +95,7 @@ def test_compare_varies_a_non_attention_field(tmp_path):
     args = ["compare", "--task", "fake_max", "--vary", "hidden=4,32", "--seeds", "2", "--epochs", "2"]
     assert main([*args, "--out", str(tmp_path)]) == 0
     rows = (tmp_path / "results.csv").read_text().splitlines()
-    assert rows[0].startswith("variant,hidden,runs,monitor,final_mean") and len(rows) == 3
+    assert rows[0].startswith("variant,hidden,runs,monitor,unit,final_mean") and len(rows) == 3
     summary = json.loads((tmp_path / "32" / "seed1" / "summary.json").read_text())
     assert summary["hidden"] == 32 and summary["seed"] == 1 and summary["params"] == 8 * 32 + 32 + 32 * 3 + 3
     assert "| 4 |" in (tmp_path / "results.md").read_text() and "val_acc (%)" in (tmp_path / "results.md").read_text()
@@ -112,7 +113,7 @@ def test_an_option_of_another_task_is_refused_by_name(tmp_path, capsys):
 def test_list_tasks_shows_each_tasks_monitor(capsys):
     assert main(["list", "tasks", "--markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "| fake_min | test task | min val_loss | hidden, noise, step_delay |" in lines
+    assert "| fake_min | test task | min val_loss | hidden, noise, step_delay, data, head, needs |" in lines
     assert any(line.startswith("| classify | image classification") and "max val_acc" in line for line in lines)
 
 
@@ -142,3 +143,93 @@ def test_length_grouped_batches_cover_everything_once_and_split_across_ranks():
 
     shuffled = torch.randperm(1000, generator=rng).tolist()
     assert padding(order) < 0.5 * padding(shuffled)  # far less padding than random batches
+
+
+def test_a_fifth_task_works_through_every_command(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--task", "fake_max", "--epochs", "2", "--out", str(run)]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert main(["eval", "--checkpoint", str(run)]) == 0
+    capsys.readouterr()
+    evaluated = json.loads((run / "eval.json").read_text())
+    best = json.loads((run / "best.json").read_text())
+    assert evaluated["metrics"]["val_acc"] == best["history"][best["epoch"] - 1]["val_acc"]
+    assert evaluated["run"] == "fake MLP 16" and summary["unit"] == "points"
+    point = tmp_path / "point.csv"
+    point.write_text("2,0,0,0,0,0,0,0")
+    assert main(["predict", "--checkpoint", str(run), str(point), "--digits", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    model.load_state_dict({k.removeprefix("model."): v for k, v in weights(run / "best.safetensors").items()})
+    p = model(torch.tensor([[2.0, 0, 0, 0, 0, 0, 0, 0]])).softmax(1)[0].detach()
+    assert line == f"{point}: class {int(p.argmax())}, probability {round(float(p.max()), 2)}"
+    assert main(["predict", "--checkpoint", str(run), str(point), "--top", "2"]) == 2  # classify's flag
+    assert "--top: not a predict flag of task 'fake_max' (it is of: classify" in capsys.readouterr().err
+    assert main(["visualize", "--checkpoint", str(run), "--out", str(tmp_path / "m.png")]) == 2
+    assert "task 'fake_max' draws nothing" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(run), "--format", "exported", "--out", str(tmp_path / "m.pt2")]) == 0
+    exported = torch.export.load(str(tmp_path / "m.pt2")).module()
+    x = torch.randn(2, 8)
+    assert torch.allclose(exported(x), model(x), atol=1e-6)
+    assert main(["list", "models", "--markdown"]) == 0
+    assert any(row.startswith("| fake_mlp | Sequential |") for row in capsys.readouterr().out.splitlines())
+
+
+def test_each_task_owns_its_flags(tmp_path, capsys):
+    assert main(["train", "--task", "fake_max", "--head", "mlp", "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["head"] == "mlp"
+    with pytest.raises(SystemExit):  # fake's --head has its own choices (text's capsule is not one)
+        main(["train", "--task", "fake_max", "--head", "capsule", "--out", str(tmp_path / "b")])
+    assert "--head: expected one of linear, mlp, got 'capsule'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--task", "fake_max", "--help"])
+    shown = capsys.readouterr().out
+    assert "fake_max options" in shown and "--hidden" in shown and "--attention" not in shown
+    assert "(default linear)" in shown and "(default 3)" in shown  # the task's own defaults: head, epochs
+    args = ["compare", "--task", "fake_max", "--head", "linear,mlp", "--seeds", "1", "--epochs", "1"]
+    assert main([*args, "--no-latency", "--out", str(tmp_path / "c")]) == 0  # a comma list of a flag with choices
+    assert (tmp_path / "c" / "mlp" / "seed0" / "summary.json").is_file()
+
+
+def test_config_files_set_fields_and_flags_win(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("task: fake_min\nhidden: 8\nepochs: 2\nlr: 0.1\n")
+    assert main(["train", "--config", str(config), "--epochs", "1", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "task: fake_min\nepochs: 1\n" in printed and "hidden: 8\n" in printed and "lr: 0.1\n" in printed
+    config.write_text("task: fake_min\nhiden: 8\n")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "x")]) == 2
+    assert "unknown key 'hiden'; did you mean 'hidden'?" in capsys.readouterr().err
+    config.write_text("task: fake_min\nhidden: eight\n")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "x")]) == 2
+    assert "hidden: expected int, got 'eight' (str)" in capsys.readouterr().err
+    json_config = tmp_path / "run.json"
+    json_config.write_text(json.dumps({"task": "fake_min", "optimizer": "adam"}))
+    assert main(["train", "--config", str(json_config), "--out", str(tmp_path / "x")]) == 2
+    assert "optimizer: expected one of sgd, adamw, got 'adam'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_runs_config_json_fed_back_reproduces_it_bit_for_bit(tmp_path):
+    first = tmp_path / "first"
+    args = ["train", "--task", "fake_max", "--epochs", "2", "--hidden", "12", "--noise", "1.5", "--seed", "3"]
+    assert main([*args, "--out", str(first)]) == 0
+    again = tmp_path / "again"
+    assert main(["train", "--config", str(first / "config.json"), "--out", str(again)]) == 0
+    assert (again / "config.json").read_text() == (first / "config.json").read_text()
+    a, b = weights(first / "last.safetensors"), weights(again / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["val_loss"] for r in history(first)] == [r["val_loss"] for r in history(again)]
+
+
+def test_a_run_another_run_needs_is_made_first_and_said(tmp_path, capsys):
+    needed, out = tmp_path / "needed", tmp_path / "run"
+    assert main(["train", "--task", "fake_min", "--needs", str(needed), "--epochs", "1", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"fake: this run needs a fake_max run: training it first, into {needed}" in said
+    made = json.loads((needed / "summary.json").read_text())
+    assert made["task"] == "fake_max" and made["epochs"] == 1 and (out / "summary.json").is_file()
+    stamp = (needed / "summary.json").stat().st_mtime_ns
+    assert main(["train", "--task", "fake_min", "--needs", str(needed), "--out", str(tmp_path / "again")]) == 0
+    assert "training it first" not in capsys.readouterr().out  # made once
+    assert (needed / "summary.json").stat().st_mtime_ns == stamp

@@ -1,5 +1,6 @@
-"""Text classification: routing by hand, squash, padding invariance, the data's hygiene, textfile's refusals,
-and the task end to end (train, predict, visualize, export)."""
+"""Text classification: routing by hand, squash, padding invariance, the data's hygiene (the real split code),
+textfile's refusals, the metric against scikit-learn, and the task end to end (train, predict, visualize,
+export)."""
 
 import json
 import math
@@ -10,8 +11,10 @@ import torch
 
 import attnlab
 from attnlab.cli import main
-from attnlab.data.text import build_text_data, deduplicate, stratified_indices
 from attnlab.models.text import CapsuleHead, margin_loss, squash
+from attnlab.tasks.text import TEXT_DATA, TextOptions
+from attnlab.tasks.text.data import deduplicate, distinct_split, stratified_indices
+from attnlab.tasks.text.metrics import TextMetrics
 
 F64 = torch.float64
 
@@ -69,7 +72,7 @@ def test_scores_do_not_depend_on_padding_and_empty_rows_give_no_nan(head):
             depth=2,
             heads=2,
             head=head,
-            bigram_buckets=31,
+            ngram_buckets=31,
             max_len=40,
             orphan=head == "capsule",
         )
@@ -93,31 +96,72 @@ def test_scores_do_not_depend_on_padding_and_empty_rows_give_no_nan(head):
 
 def test_capsule_head_costs_little_beyond_mean_pooling():
     # the same encoder: the heads differ only in what follows it (a parameter count check, not a timing)
-    caps = attnlab.create_model("text_transformer", head="capsule", bigram_buckets=0)
-    mean = attnlab.create_model("text_transformer", head="mean", bigram_buckets=0)
+    caps = attnlab.create_model("text_transformer", head="capsule", ngram_buckets=0)
+    mean = attnlab.create_model("text_transformer", head="mean", ngram_buckets=0)
     extra = sum(p.numel() for p in caps.head.parameters())
     assert extra == 128 * 64 + 64 + 8 * 2 * 16 * 8  # W_p (and bias), W_ij
     assert sum(p.numel() for p in caps.parameters()) - extra == sum(p.numel() for p in mean.parameters()) - 258
 
 
 def test_reviews_zh_is_deduplicated_before_a_disjoint_split():
-    d = build_text_data("reviews_zh")
+    data = TEXT_DATA.build("reviews_zh", TextOptions())
+    d = data.source
     assert len(d.train_texts) + len(d.test_texts) == 17363
     assert not set(d.train_texts) & set(d.test_texts)  # no text in both splits
     assert len(set(d.train_texts)) == len(d.train_texts)
-    assert "47 texts under both labels dropped" in d.notes[0]
+    assert "47 texts under both labels dropped" in data.meta["notes"][0]
     share = np.mean(d.test_labels)
     assert abs(share - np.mean(d.train_labels)) < 0.01 and len(d.test_texts) == 1736
+    assert len(data.train) == len(d.train_texts) and len(data.test) == 1736
 
 
-def test_deduplicate_and_a_split_that_leaks_is_caught():
+def test_deduplicate_and_stratified_indices():
     texts, labels, dupes, conflicting = deduplicate(["a", "b", "a", "c", "c"], ["x", "y", "x", "x", "y"])
     assert (texts, labels, dupes, conflicting) == (["a", "b"], ["x", "y"], 2, 1)
     train, test = stratified_indices([0, 1] * 10, 0.2, seed=0)
     assert not set(train) & set(test) and len(test) == 4
-    leaky = ["t1", "t2", "t1"]  # a duplicate left in: the split check must see it
-    tr, te = [leaky[0], leaky[1]], [leaky[2]]
-    assert set(tr) & set(te) == {"t1"}
+
+
+def test_the_split_keeps_each_text_in_one_split_and_drops_conflicting_labels():
+    # many repeats (each text 1-4 times) and 5 texts seen under both labels: the code reviews_zh splits with
+    rng = np.random.default_rng(1)
+    label_of = {f"t{i}": ["neg", "pos"][i % 2] for i in range(60)}
+    texts = [t for t in label_of for _ in range(int(rng.integers(1, 5)))]
+    labels = [label_of[t] for t in texts]
+    conflicts = [f"t{i}" for i in range(5)]
+    texts, labels = texts + conflicts, labels + [["pos", "neg"][i % 2] for i in range(5)]  # the other label
+    order = rng.permutation(len(texts))
+    texts, labels = [texts[i] for i in order], [labels[i] for i in order]
+    s, note = distinct_split(texts, labels, ["neg", "pos"], 0.25, seed=0)
+    assert not set(s.train_texts) & set(s.test_texts)  # no text in two splits
+    assert len(set(s.train_texts)) == len(s.train_texts) and len(set(s.test_texts)) == len(s.test_texts)
+    assert sorted(s.train_texts + s.test_texts) == sorted(set(label_of) - set(conflicts))  # conflicting: dropped
+    for t, y in zip(s.train_texts + s.test_texts, s.train_labels + s.test_labels, strict=True):
+        assert s.classes[y] == label_of[t]
+    assert len(s.test_texts) == 14 and sum(s.test_labels) == 7  # round(0.25 · 27) and round(0.25 · 28)
+    assert f"{len(texts)} lines" in note and "5 texts under both labels dropped: 55 distinct texts" in note
+
+
+def test_the_metric_matches_scikit_learn_and_averages_the_given_loss():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    g = torch.Generator().manual_seed(0)
+    metric, truth, pred, loss_n = TextMetrics(4, training=False), [], [], 0.0
+    for n in (50, 37, 64):
+        output, target = torch.randn(n, 4, generator=g), torch.randint(0, 4, (n,), generator=g)
+        loss = torch.rand((), generator=g)  # any number: the metric averages what it is given
+        metric.update(output, target, loss)
+        truth += target.tolist()
+        pred += output.argmax(1).tolist()
+        loss_n += loss.item() * n
+    scalars, details = metric.compute()
+    assert scalars["acc"] == pytest.approx(accuracy_score(truth, pred), abs=1e-12)
+    assert scalars["macro_f1"] == pytest.approx(f1_score(truth, pred, average="macro"), abs=1e-12)
+    assert scalars["loss"] == pytest.approx(loss_n / len(truth), rel=1e-12)
+    assert np.array(details["confusion"]).sum() == len(truth)
+    training = TextMetrics(4, training=True)
+    training.sums = metric.sums
+    assert set(training.compute()[0]) == {"acc", "macro_f1"}  # the engine reports training's loss itself
 
 
 def write_csv(path, rows, header="text,label"):
@@ -125,27 +169,32 @@ def write_csv(path, rows, header="text,label"):
 
 
 def test_textfile_refuses_bad_input_naming_it(tmp_path):
+    def build(**options):
+        return TEXT_DATA.build("textfile", TextOptions(data="textfile", data_dir=str(tmp_path), **options))
+
     good = [f"好{i} 书,pos" for i in range(6)] + [f"差{i} 书,neg" for i in range(6)]
     write_csv(tmp_path / "train.csv", good)
     write_csv(tmp_path / "val.csv", good[:2] + good[-2:])
-    d = build_text_data("textfile", root=tmp_path)
-    assert d.classes == ["neg", "pos"] and len(d.train_texts) == 12
+    d = build(min_count=1)
+    assert d.meta["classes"] == ["neg", "pos"] and len(d.source.train_texts) == 12 and len(d.test) == 4
     (tmp_path / "val.csv").write_bytes("text,label\n好书,pos\n".encode() + b"\xff\xfe bad,neg\n")
     with pytest.raises(ValueError, match=r"val.csv: line 3 is not UTF-8"):
-        build_text_data("textfile", root=tmp_path)
+        build()
     write_csv(tmp_path / "val.csv", ["好书,great"])
     with pytest.raises(ValueError, match=r"labels \['great'\] appear only in validation"):
-        build_text_data("textfile", root=tmp_path)
+        build()
     write_csv(tmp_path / "val.csv", ["好书,pos", ",neg"])
     with pytest.raises(ValueError, match="row 3 has an empty text"):
-        build_text_data("textfile", root=tmp_path)
+        build()
     with pytest.raises(ValueError, match=r"--label-col: .*train.csv has no column 'sentiment'"):
-        build_text_data("textfile", root=tmp_path, label_col="sentiment")
+        build(label_col="sentiment")
 
 
 def test_text_options_are_checked(tmp_path, capsys, monkeypatch):
     assert main(["train", "--task", "text", "--max-len", "0", "--out", str(tmp_path / "a")]) == 2
-    assert "--max-len: expected an int >= 1, got 0" in capsys.readouterr().err
+    assert "--max-len: expected int >= 1, got 0" in capsys.readouterr().err
+    assert main(["train", "--task", "text", "--ngram-buckets", "1", "--out", str(tmp_path / "a")]) == 2
+    assert "--ngram-buckets: expected 0 (none) or at least 2 buckets, got 1" in capsys.readouterr().err
     import builtins
 
     real_import = builtins.__import__
@@ -190,21 +239,33 @@ def test_text_run_learns_and_reports_the_baseline(text_run):
 
 
 def test_text_predict_visualize_export(text_run, tmp_path, capsys):
+    from attnlab.engine.run_folder import load_run
+    from attnlab.tasks.text.pictures import token_weights
+
     root, out = text_run
     assert main(["predict", "--checkpoint", str(out), "--text", "好棒喜欢的书", "--text", "差烂失望"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("high ") and lines[1].startswith("low ")
+    assert lines[0].startswith("high length ") and lines[1].startswith("low length ")  # capsule: a length
+    csv_file = tmp_path / "p.csv"
+    assert main(["predict", "--checkpoint", str(out), "--text", "好棒喜欢的书", "--out", str(csv_file)]) == 0
+    header, row = csv_file.read_text(encoding="utf-8").splitlines()
+    assert header == "input,label,length,text" and row.startswith("好棒喜欢的书,high,0.")
     page = tmp_path / "att.html"
     assert main(["visualize", "--checkpoint", str(out), "--images", "3", "--out", str(page)]) == 0
     html = page.read_text(encoding="utf-8")
     assert html.count("<tr>") == 4 and 'charset="utf-8"' in html and "span style" in html
     assert (tmp_path / "att.png").is_file()
+    run = load_run(out)
+    data = run.data()
+    # the page's confusion is the task's metric over the test split: the one the run saved for its best epoch
+    assert run.cli._test_details(run.model, data)["confusion"] == run.doc["eval"]["confusion"]
+    ids = data.test[0][0][None]
+    received, routing, scores = token_weights(run.model, ids)
+    assert received.shape == routing.shape == (ids.shape[1],) and received.sum() == pytest.approx(1, abs=1e-5)
+    torch.testing.assert_close(scores, run.model(ids)[0].detach())
     ort = pytest.importorskip("onnxruntime")
     onnx = tmp_path / "text.onnx"
     assert main(["export", "--checkpoint", str(out), "--format", "onnx", "--out", str(onnx)]) == 0
-    from attnlab.engine.run_folder import load_run
-
-    run = load_run(out)
     session = ort.InferenceSession(str(onnx))
     for shape in ((1, 5), (3, 17)):  # dynamic batch and length
         ids = torch.randint(1, 10, shape)

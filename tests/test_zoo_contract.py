@@ -122,14 +122,56 @@ def test_attention_info_is_complete(name):
     assert info.has_params == (name != "simam")
 
 
+class OfficialSimAM(torch.nn.Module):
+    """The official code's SimAM (ZjjConan/SimAM, ``simam_module``): timm has none."""
+
+    def __init__(self, channels=None, e_lambda=1e-4, **_):
+        super().__init__()
+        self.e_lambda = e_lambda
+
+    def forward(self, x):
+        n = x.shape[2] * x.shape[3] - 1
+        x_minus_mu_square = (x - x.mean(dim=[2, 3], keepdim=True)).pow(2)
+        y = x_minus_mu_square / (4 * (x_minus_mu_square.sum(dim=[2, 3], keepdim=True) / n + self.e_lambda)) + 0.5
+        return x * torch.sigmoid(y)
+
+
 @pytest.mark.parametrize("name", ["se", "cbam", "simam", "eca", "coord"])
 def test_works_as_timm_attn_layer(name):
+    """attnlab's class as timm's ``attn_layer`` computes what timm's own module computes there, weights copied: SE
+    against timm's own seresnet50 (whose SE widths C/16 are attnlab's: multiples of 8 from 256 channels), the others
+    in timm's resnet18 against timm's module configured as attnlab's (tests/test_reference_timm.py), SimAM against
+    its official code."""
     timm = pytest.importorskip("timm")
-    model = timm.create_model(
-        "resnet18", pretrained=False, num_classes=3, block_args=dict(attn_layer=attnlab.get_attention(name))
-    )
-    assert any(isinstance(m, attnlab.get_attention(name)) for m in model.modules())
-    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+    from test_reference_timm import TWINS, randomize, to_timm_layout
+
+    cls = attnlab.get_attention(name)
+    if name == "se":
+        ours = timm.create_model("resnet50", num_classes=3, block_args=dict(attn_layer=cls))
+        theirs = timm.create_model("seresnet50", num_classes=3)
+    else:
+        twin = OfficialSimAM if name == "simam" else (lambda channels, **_: TWINS[name](channels))
+        ours = timm.create_model("resnet18", num_classes=3, block_args=dict(attn_layer=cls))
+        theirs = timm.create_model("resnet18", num_classes=3, block_args=dict(attn_layer=twin))
+    ours, theirs = randomize(ours.double()), theirs.double()
+    places = [path for path, m in ours.named_modules() if isinstance(m, cls)]
+    assert places and all(path.endswith(".se") for path in places)  # timm's name for the block's attention
+    state = {k: v for k, v in ours.state_dict().items() if not any(k.startswith(p + ".") for p in places)}
+    for path in places:
+        m, twin_m = ours.get_submodule(path), theirs.get_submodule(path)
+        if m.state_dict():
+            layout = to_timm_layout(name, m, m.state_dict(), twin_m.state_dict())
+            state.update({f"{path}.{k}": v for k, v in layout.items()})
+    theirs.load_state_dict(state, strict=True)
+    x = torch.randn(2, 3, 40, 36, dtype=torch.float64)
+    for train in (False, True):
+        ours.train(train), theirs.train(train)
+        x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+        y1, y2 = ours(x1), theirs(x2)
+        torch.testing.assert_close(y1, y2, rtol=0, atol=1e-10)
+        y1.square().sum().backward()
+        y2.square().sum().backward()
+        torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-9, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -28,18 +28,17 @@ def main(out: str) -> None:
         freeze_bn=True,
         seed=3,
     )
-    data = build_data(config)
-    model = build_model(config, data.meta)
-    train, _, sampler = build_loaders(data, config, ctx, workers=0)
-    optimizer, scheduler = build_optimizer(config, model, len(train))
+    task = config.new_task()
+    data = build_data(config, task)
+    model = build_model(config, task)
+    train, _, sampler = build_loaders(data, config, task, ctx, workers=0)
+    optimizer, scheduler = build_optimizer(config.recipe, task, model, len(train))
     net = DistributedDataParallel(model) if ctx.distributed else model
     seed_everything(epoch_seed(config.recipe.seed, 0))
     sampler.set_epoch(0)
     data.train.set_epoch(0)
     indices = list(iter(sampler))
-    train_one_epoch(
-        net, train, optimizer, scheduler, ctx, config.task_object, config.options, data.meta, freeze_bn=True
-    )
+    train_one_epoch(net, train, optimizer, scheduler, ctx, task, freeze_bn=True)
     Path(out).mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{out}/rank{ctx.rank}.safetensors")
     Path(f"{out}/indices{ctx.rank}.json").write_text(json.dumps(indices))

@@ -1,7 +1,10 @@
-"""A tiny task for the engine's tests: 96 points in 8-D, 3 classes, a two-layer MLP.
+"""A fifth task that lives only in the tests: 96 points in 8-D, 3 classes, a two-layer MLP, in this one file.
 
-Registered as ``fake_max`` (best checkpoint by the highest val_acc) and ``fake_min`` (by the lowest
-val_loss). Run as a script it is the attnlab CLI with these tasks registered (for subprocesses and torchrun):
+Registered as ``fake_max`` (best checkpoint by the highest val_acc) and ``fake_min`` (by the lowest val_loss),
+with its model ``fake_mlp`` in the model registry and a command-line face (predict on CSV files of 8 numbers,
+its own ``--digits`` flag; no picture). It proves that a new task is one file plus its registration: train,
+eval, compare, predict, visualize, export and list work without any edit outside this file.
+Run as a script it is the attnlab CLI with these tasks registered (for subprocesses and torchrun):
 
     python tests/helpers/fake_task.py train --task fake_max --out DIR
 """
@@ -18,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from attnlab.tasks import TASKS, Metric, Task, TaskData, option, register_task
+from attnlab.models.registry import list_models, register_model
+from attnlab.tasks import TASKS, DataSets, Metric, Prerequisite, Task, TaskCLI, TaskData, option, register_task
 
 
 @dataclass
@@ -26,6 +30,12 @@ class FakeOptions:
     hidden: int = option(16, "hidden width of the MLP")
     noise: float = option(1.0, "spread of the points around their class centres")
     step_delay: float = option(0.0, "seconds of sleep per training batch (to kill a run mid-epoch)")
+    data: str = option("points", "points (the only data set)")
+    head: str = option("linear", "a name whose choices differ from other tasks' --head", choices=("linear", "mlp"))
+    needs: str | None = option(None, "a fake_max run folder this run needs: trained first when missing")
+
+
+FAKE_DATA = DataSets("fake")
 
 
 def points(n: int, seed: int, noise: float) -> TensorDataset:
@@ -35,59 +45,102 @@ def points(n: int, seed: int, noise: float) -> TensorDataset:
     return TensorDataset(centres[y] + noise * torch.randn(n, 8, generator=g), y)
 
 
+if "points" not in FAKE_DATA.names():
+
+    @FAKE_DATA.register("points")
+    def points_data(options: FakeOptions, *, download: bool = False) -> TaskData:
+        meta = {"classes": 3, "notes": [f"points: 96 train, 48 test, noise {options.noise}"]}
+        return TaskData(points(96, 0, options.noise), points(48, 1, options.noise), meta)
+
+
+if "fake_mlp" not in list_models():
+
+    @register_model("fake_mlp")
+    def fake_mlp(*, num_classes: int = 3, hidden: int = 16, head: str = "linear") -> nn.Module:
+        last = nn.Linear(hidden, num_classes) if head == "linear" else nn.Sequential(nn.Linear(hidden, num_classes))
+        return nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), last)
+
+
 class Sums(Metric):
-    """(loss·n, correct, n): cross-entropy and accuracy."""
+    """(loss·n, correct, n): the task's loss and accuracy."""
 
     def __init__(self) -> None:
         super().__init__(3)
 
     def update(self, output, target, loss) -> None:
-        ce = F.cross_entropy(output.float(), target, reduction="sum")
+        n = target.shape[0]
         correct = (output.argmax(1) == target).sum()
-        self.sums += torch.tensor([ce.item(), correct.item(), target.shape[0]], dtype=torch.float64)
+        self.sums += torch.tensor([loss.item() * n, correct.item(), n], dtype=torch.float64)
 
     def compute(self):
         loss, correct, n = self.sums.tolist()
         return {"loss": loss / n, "acc": correct / n}, {"n": n}
 
 
+class FakeCLI(TaskCLI):
+    """predict: a CSV file of 8 numbers -> its class, with ``--digits`` decimals of its probability."""
+
+    @classmethod
+    def add_predict_arguments(cls, parser) -> None:
+        parser.add_argument("--digits", type=int, default=3, help="decimals of the printed probability")
+
+    @torch.no_grad()
+    def predict(self, model, inputs, args):
+        rows = []
+        for path in inputs:
+            try:
+                x = torch.tensor([float(v) for v in Path(path).read_text().split(",")])
+            except (OSError, ValueError) as e:
+                rows.append({"input": path, "error": f"{path}: {e}"})
+                continue
+            p = model(x[None])[0].softmax(0)
+            rows.append({"input": path, "class": int(p.argmax()), "probability": round(float(p.max()), args.digits)})
+        return rows
+
+
 class FakeTask(Task):
     Options = FakeOptions
+    CLI = FakeCLI
     recipe = {"epochs": 3, "batch_size": 16, "lr": 0.05, "optimizer": "sgd"}
     unit = "points"
     description = "test task"
     eval_batch_size = 8  # several batches per rank: the reduction is exercised
 
-    def build_data(self, options, *, download=False) -> TaskData:
-        return TaskData(points(96, 0, options.noise), points(48, 1, options.noise), {"classes": 3})
+    def check_names(self) -> None:
+        FAKE_DATA.get(self.options.data)
 
-    def build_model(self, options, meta) -> nn.Module:
-        self.build_model_hook(options)
-        return nn.Sequential(nn.Linear(8, options.hidden), nn.ReLU(), nn.Linear(options.hidden, meta["classes"]))
+    def prerequisites(self) -> list[Prerequisite]:
+        if self.options.needs is None:
+            return []
+        return [
+            Prerequisite(Path(self.options.needs), "fake_max", {"epochs": 1}, "fake: this run needs a fake_max run")
+        ]
 
-    def example_input(self, options, meta, batch=1):
+    def build_data(self, *, download=False) -> TaskData:
+        return FAKE_DATA.build(self.options.data, self.options, download=download)
+
+    def build_model(self) -> nn.Module:
+        o = self.options
+        return fake_mlp(num_classes=self.meta["classes"], hidden=o.hidden, head=o.head)
+
+    def example_input(self, batch=1):
         return (torch.zeros(batch, 8),)
 
-    def forward(self, model, inputs, options, *, training):
-        if training and self.delay:
-            time.sleep(self.delay)
+    def forward_train(self, model, inputs):
+        if self.options.step_delay:
+            time.sleep(self.options.step_delay)
         return model(*inputs)
 
-    delay = 0.0
-
-    def build_model_hook(self, options) -> None:
-        type(self).delay = options.step_delay
-
-    def loss(self, output, target, options):
+    def loss(self, output, target):
         return F.cross_entropy(output, target)
 
-    def metric(self, options, meta, *, training):
+    def metric(self, *, training):
         return Sums()
 
-    def title(self, options) -> str:
-        return f"fake MLP {options.hidden}"
+    def title(self) -> str:
+        return f"fake MLP {self.options.hidden}"
 
-    def default_out(self, options) -> Path:
+    def default_out(self) -> Path:
         return Path("runs") / "fake"
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..functional import scaled_dot_product_attention
+from ..measure.machine import machine
 from ..measure.timing import interleaved_times, peak_memory_bytes
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -98,15 +98,6 @@ def to_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def environment(device: torch.device) -> str:
-    where = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
-    )
-    return f"torch {torch.__version__}, {device.type} ({where})"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="256,1024,4096", help="sequence lengths N (default 256,1024,4096)")
@@ -132,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rounds = ", ".join(str(r["rounds"]) for r in rows[:: len(candidates(None, None, None))])
     print(
-        f"B={args.batch}, H={args.heads}, E={args.dim}, {args.dtype}; {environment(device)}; forward in "
+        f"B={args.batch}, H={args.heads}, E={args.dim}, {args.dtype}; {machine(device)}; forward in "
         f"inference mode; median of {rounds} interleaved rounds per N\n"
     )
     print(to_markdown(rows))

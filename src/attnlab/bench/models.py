@@ -8,7 +8,6 @@ has the module (se, eca, cbam), the ratio to timm's resnet18 with it (same stem)
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 from collections.abc import Callable, Sequence
 
@@ -17,6 +16,7 @@ from torch import nn
 
 from ..layers.registry import list_attentions
 from ..measure.cost import count_flops
+from ..measure.machine import machine
 from ..measure.timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 from ..models.registry import create_model
 
@@ -77,8 +77,8 @@ def run(attentions: Sequence[str], *, batch: int, rounds: int) -> list[dict]:
 
 def to_markdown(rows: list[dict], batch: int, rounds: int) -> str:
     lines = [
-        f"Training step (forward + backward + SGD), resnet18, CIFAR stem, 32×32, batch {batch}, float32, CPU "
-        f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}); median of {rounds} "
+        f"Training step (forward + backward + SGD), resnet18, CIFAR stem, 32×32, batch {batch}, float32, "
+        f"{machine()}; median of {rounds} "
         "interleaved rounds. `python benchmarks/models.py`. Speed ratios: > 1 is faster than the reference; each "
         f"is the median of the per-round ratios, with {bracket_meaning(rounds)} in brackets.",
         "",

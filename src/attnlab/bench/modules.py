@@ -10,7 +10,6 @@ with the table.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 from collections.abc import Callable, Sequence
 
@@ -18,7 +17,15 @@ import torch
 from torch import nn
 
 from ..layers.registry import attention_info, create_attention, list_attentions
+from ..measure.machine import machine
 from ..measure.timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
+
+
+def _timm_gc(tl, channels: int) -> nn.Module:
+    """timm's GlobalContext as GC-ResNet's block: addition fusion only, r = 16, the official LayerNorm eps 1e-5."""
+    m = tl.GlobalContext(channels, fuse_add=True, fuse_scale=False, rd_channels=channels // 16)
+    m.mlp_add.norm.eps = 1e-5
+    return m
 
 
 def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
@@ -30,13 +37,13 @@ def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
         return {}
     c = channels
     makers = {
-        "se": lambda: tl.SEModule(c, rd_ratio=1 / 16),
+        "se": lambda: tl.SEModule(c, rd_channels=c // 16),  # C/16 unrounded (timm rounds to multiples of 8)
         "eca": lambda: tl.EcaModule(channels=c),  # adaptive k from C, as the paper
         "cbam": lambda: CbamModule(c, rd_ratio=1 / 16, spatial_kernel_size=7, mlp_bias=True),
-        "gc": lambda: tl.GlobalContext(c, rd_ratio=1 / 16),
+        "gc": lambda: _timm_gc(tl, c),
         "non_local": lambda: tl.NonLocalAttn(c, use_scale=False, rd_ratio=1 / 2),
         # paper: G = 32 groups, d = max(C/16, 32), full input to every branch
-        "sk": lambda: tl.SelectiveKernel(c, c, groups=32, rd_channels=32, split_input=False),
+        "sk": lambda: tl.SelectiveKernel(c, c, groups=32, rd_channels=max(32, c // 16), split_input=False),
         "splat": lambda: tl.SplitAttn(c, c, radix=2, rd_ratio=0.25, norm_layer=nn.BatchNorm2d),
     }
     try:  # timm >= 1.0.20
@@ -83,8 +90,7 @@ def run(names: Sequence[str], *, shape: tuple[int, int, int, int], rounds: int) 
 
 def to_markdown(rows: list[dict], shape: tuple[int, ...], rounds: int) -> str:
     lines = [
-        f"Forward + backward, x = {tuple(shape)}, float32, CPU ({platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}); median of {rounds} interleaved rounds. "
+        f"Forward + backward, x = {tuple(shape)}, float32, {machine()}; median of {rounds} interleaved rounds. "
         "`python benchmarks/modules.py`. Ratios are medians of per-round ratios; attnlab / timm < 1 is faster than "
         f"timm, with {bracket_meaning(rounds)} in brackets.",
         "",

@@ -9,7 +9,6 @@ Parameters and FLOPs at 224×224 (``torch.utils.flop_counter``), and CPU forward
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +16,7 @@ import torch
 
 from ..layers.registry import list_attentions
 from ..measure.cost import count_flops, count_params
+from ..measure.machine import machine
 from ..measure.timing import interleaved_times
 from ..models.registry import create_model
 
@@ -71,7 +71,7 @@ def to_markdown(rows: list[dict], rounds: int) -> str:
         "`torch.utils.flop_counter` (2 per multiply-add; the papers count multiply-adds, so their figures",
         "are about half of this column: compare with GMACs = GFLOPs / 2). Latency: CPU forward in inference",
         f"mode, median over {rounds * 3} (batch 1) and {rounds} (batch 32) rounds interleaved over the variants of",
-        f"a depth; {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}.",
+        f"a depth; {machine()}.",
         "The papers' ResNet-50 is v1 (stride in the first 1×1 conv, 3.86 GMACs); torchvision's and attnlab's",
         "is v1.5 (stride in the 3×3 conv, 4.09 GMACs), hence the gap in that row; ResNet-18 has no such difference.",
         "SK replaces the 3×3 conv with two full-width branches (groups 1, as the conv it replaces), hence its cost.",

@@ -9,7 +9,6 @@ stride 2); the residual variants against attnlab's plain ``unet``. Interleaved i
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 from collections.abc import Callable, Sequence
 
@@ -17,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..measure.cost import count_params
+from ..measure.machine import machine
 from ..measure.timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 from ..models.registry import create_model
 
@@ -47,10 +48,6 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[
     return step
 
 
-def params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def run(names: Sequence[str], *, width: int, depth: int, batch: int, crop: int, rounds: int) -> list[dict]:
     torch.manual_seed(0)
     x = torch.randn(batch, 1, crop, crop)
@@ -71,8 +68,8 @@ def run(names: Sequence[str], *, width: int, depth: int, batch: int, crop: int, 
                 "model": name,
                 "reference": ref_name,
                 "crops_s": batch / statistics.median(t["ours"]),
-                "params": params(ours),
-                "ref_params": params(ref),
+                "params": count_params(ours),
+                "ref_params": count_params(ref),
                 "speed": paired_ratio(t["ref"], t["ours"]),
             }
         )
@@ -80,10 +77,9 @@ def run(names: Sequence[str], *, width: int, depth: int, batch: int, crop: int, 
 
 
 def to_markdown(rows: list[dict], *, width: int, depth: int, batch: int, crop: int, rounds: int) -> str:
-    machine = f"CPU ({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__})"
     lines = [
         f"Training step (forward + backward + AdamW), batch {batch} × 1 × {crop} × {crop}, width {width}, "
-        f"depth {depth}, float32, {machine}; median of {rounds} interleaved rounds. "
+        f"depth {depth}, float32, {machine()}; median of {rounds} interleaved rounds. "
         "`python benchmarks/segment.py`. Speed: > 1 is faster than the reference; the median of the per-round "
         f"ratios, with {bracket_meaning(rounds)} in brackets.",
         "",

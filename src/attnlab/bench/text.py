@@ -9,7 +9,6 @@ dropout on the attention weights is turned off, as attnlab's layer has none). In
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 from collections.abc import Callable, Sequence
 
@@ -17,12 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..measure.machine import machine
 from ..measure.timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
-from ..models.text import TextTransformer
+from ..models.text import PAD, TextTransformer
 
 
 class TorchEncoder(nn.Module):
-    """The same model with torch's ``nn.TransformerEncoderLayer`` (pre-norm, GELU) as the encoder layers."""
+    """The same model with torch's ``nn.TransformerEncoderLayer`` (pre-norm, GELU) as the encoder layers: the
+    embeddings and the head are ``ours``'s."""
 
     def __init__(self, ours: TextTransformer, dim: int, heads: int, depth: int, dropout: float) -> None:
         super().__init__()
@@ -35,11 +36,7 @@ class TorchEncoder(nn.Module):
 
     def forward(self, ids: Tensor) -> Tensor:
         m = self.ours
-        pad = ids == 0
-        x = m.embed(ids)
-        for n in range(2, m.ngram_order + 1) if m.bigram is not None else ():
-            x = x + m.bigram(m.ngram_ids(ids, n))
-        x = m.drop(x + m.pos[:, : x.shape[1]])
+        x, pad = m.embeddings(ids)
         return m.head(m.norm(self.encoder(x, src_key_padding_mask=pad)), pad)
 
 
@@ -48,7 +45,7 @@ def batch_of_texts(batch: int, max_len: int, vocab: int, seed: int = 0) -> tuple
     lengths = torch.randint(8, max_len + 1, (batch,), generator=g)
     lengths[0] = max_len
     ids = torch.randint(2, vocab, (batch, max_len), generator=g)
-    ids[torch.arange(max_len)[None] >= lengths[:, None]] = 0
+    ids[torch.arange(max_len)[None] >= lengths[:, None]] = PAD
     return ids, torch.randint(0, 2, (batch,), generator=g)
 
 
@@ -68,11 +65,11 @@ def run(*, dim: int, depth: int, heads: int, batch: int, max_len: int, rounds: i
     ids, y = batch_of_texts(batch, max_len, 4000)
     common = {"vocab_size": 4000, "num_classes": 2, "dim": dim, "depth": depth, "heads": heads, "max_len": max_len}
     torch.manual_seed(0)
-    mean = TextTransformer(head="mean", bigram_buckets=16384, **common)
+    mean = TextTransformer(head="mean", ngram_buckets=16384, **common)
     torch.manual_seed(0)
-    caps = TextTransformer(head="capsule", bigram_buckets=16384, primary=4, **common)  # the task's default
+    caps = TextTransformer(head="capsule", ngram_buckets=16384, capsules=4, **common)  # the task's default
     torch.manual_seed(0)
-    torch_mean = TorchEncoder(TextTransformer(head="mean", bigram_buckets=16384, **common), dim, heads, depth, 0.1)
+    torch_mean = TorchEncoder(TextTransformer(head="mean", ngram_buckets=16384, **common), dim, heads, depth, 0.1)
     fns = {
         "mean": train_step(mean, ids, y),
         "capsule": train_step(caps, ids, y),
@@ -100,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"Training step (forward + backward + AdamW), {args.batch} texts padded to {args.max_len}, dim {args.dim}, "
-        f"{args.depth} layer(s), {args.heads} heads, CPU ({platform.machine()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}); median of {args.rounds} interleaved rounds, {bracket_meaning(args.rounds)} in "
+        f"{args.depth} layer(s), {args.heads} heads, {machine()}; median of {args.rounds} interleaved rounds, "
+        f"{bracket_meaning(args.rounds)} in "
         "brackets. `python benchmarks/text.py`.\n"
     )
     print("| model | texts/s | ratio |\n|---|---:|---:|")

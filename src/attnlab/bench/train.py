@@ -8,7 +8,6 @@ shuffled DataLoader of the same data set. Epochs of the two alternate (interleav
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from ..engine.config import TrainConfig
 from ..engine.distributed import DistContext
 from ..engine.loop import train_one_epoch
 from ..engine.trainer import build_data, build_loaders, build_model, build_optimizer
+from ..measure.machine import machine
 
 
 def bare_epoch(model, loader, optimizer) -> None:
@@ -32,13 +32,13 @@ def bare_epoch(model, loader, optimizer) -> None:
 
 
 def run(config: TrainConfig, rounds: int) -> dict:
-    data = build_data(config)
+    task = config.new_task()
+    data = build_data(config, task)
     ctx = DistContext()
-    task = config.task_object
-    model = task.prepare_model(build_model(config, data.meta), ctx.device)
-    loader, _, sampler = build_loaders(data, config, ctx, workers=0)
-    optimizer, scheduler = build_optimizer(config, model, len(loader))
-    bare_model = build_model(config, data.meta)
+    model = task.prepare_model(build_model(config, task), ctx.device)
+    loader, _, sampler = build_loaders(data, config, task, ctx, workers=0)
+    optimizer, scheduler = build_optimizer(config.recipe, task, model, len(loader))
+    bare_model = build_model(config, task)
     bare_opt = torch.optim.SGD(bare_model.parameters(), lr=config.recipe.lr, momentum=0.9, nesterov=True)
     bare_loader = DataLoader(data.train.dataset, config.recipe.batch_size, shuffle=True)  # without the seeding wrapper
     n = len(data.train)
@@ -50,7 +50,7 @@ def run(config: TrainConfig, rounds: int) -> dict:
             if name == "trainer":
                 sampler.set_epoch(r)
                 data.train.set_epoch(r)
-                train_one_epoch(model, loader, optimizer, scheduler, ctx, task, config.options, data.meta)
+                train_one_epoch(model, loader, optimizer, scheduler, ctx, task)
             else:
                 bare_epoch(bare_model, bare_loader, bare_opt)
             if r:
@@ -72,8 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     r = run(config, args.rounds)
     print(
-        f"resnet18 + {args.attention} on {args.data} ({r['images']} images, batch {args.batch_size}), CPU "
-        f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}); median of "
+        f"resnet18 + {args.attention} on {args.data} ({r['images']} images, batch {args.batch_size}), "
+        f"{machine()}; median of "
         f"{args.rounds} interleaved epochs each. `python benchmarks/train.py`.\n"
     )
     print("| loop | images/s | trainer / bare |\n|---|---:|---:|")

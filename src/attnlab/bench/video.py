@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..layers.non_local_st import NonLocalSpaceTime
+from ..measure.cost import count_params
 from ..measure.timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 from ..models.registry import create_model
 
@@ -89,7 +90,7 @@ def backbone_rows(modules: Sequence[str], frames: int, batch: int, size: int, ro
         torch.manual_seed(0)
         kwargs = {"attention": name, "attention_kwargs": {"num_frames": frames}} if name != "none" else {}
         model = create_model("resnet18", num_classes=10, **kwargs)
-        steps[name], params[name] = _step(model, x), sum(p.numel() for p in model.parameters())
+        steps[name], params[name] = _step(model, x), count_params(model)
     t = interleaved_samples(steps, torch.device("cpu"), rounds=rounds)
     return [
         {

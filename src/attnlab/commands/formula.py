@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from rich import box
 from rich.console import Console, Group
@@ -78,7 +79,7 @@ def _print_scaling(console: Console, dims: tuple[int, ...], num_keys: int, seed:
     return rows
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     p.add_argument("--d-k", type=int, default=4, help="feature size of the worked example (default 4)")
     p.add_argument(
         "--dims",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
 
 from ..layers.registry import CATEGORIES, attention_info, list_attentions
+from ..measure.cost import count_params
 from ..models.placement import paper_place
 from ..models.registry import create_model, list_models
 from ..tasks import get_task, list_tasks
@@ -16,7 +18,7 @@ from .base import Command, register_command
 
 COLUMNS = {
     "attentions": ("name", "category", "paper", "venue", "year", "params at C=256", "placement"),
-    "models": ("name", "block", "blocks per stage / widths", "params (default classes)"),
+    "models": ("name", "built of", "layout", "params (default classes)"),
     "tasks": ("name", "what", "best checkpoint by", "options"),
 }
 
@@ -40,27 +42,20 @@ def attention_rows(category: str | None = None) -> list[tuple[str, ...]]:
 
 
 def model_rows() -> list[tuple[str, ...]]:
+    """Each registered model at its defaults: what it is built of (its ``describe()``, where it has one), params."""
     rows = []
     for name in list_models():
         m = create_model(name)
-        if hasattr(m, "layer1"):  # a ResNet
-            block, layout = type(m.layer1[0]).__name__, "-".join(str(len(getattr(m, f"layer{s}"))) for s in range(1, 5))
-        elif hasattr(m, "encoder"):  # a U-Net: its block and the widths of its levels
-            block = type(m.encoder[0]).__name__ + (" + gates" if getattr(m, "skip_gates", None) else "")
-            layout = "-".join(str(b.body[0].out_channels) for b in m.encoder)
-        elif hasattr(m, "backbone"):  # a video model: its temporal head on a frame backbone
-            block, layout = type(m.head).__name__, f"frames: {type(m.backbone).__name__}"
-        else:  # a text model: its layers and head
-            block, layout = type(m.head).__name__, f"{len(m.layers)} layers"
-        params = sum(p.numel() for p in m.parameters())
-        rows.append((name, block, layout, f"{params:,}"))
+        describe = getattr(m, "describe", None)
+        block, layout = describe() if callable(describe) else (type(m).__name__, "")
+        rows.append((name, block, layout, f"{count_params(m):,}"))
     return rows
 
 
 def task_rows() -> list[tuple[str, ...]]:
     rows = []
     for name in list_tasks():
-        task = get_task(name)
+        task = get_task(name)  # the class: its name, options and monitor
         metric, mode = task.monitor
         options = ", ".join(f.name for f in dataclasses.fields(task.Options))
         rows.append((name, task.description, f"{mode} {metric}", options))
@@ -74,7 +69,7 @@ ROWS = {
 }
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     p.add_argument("what", choices=sorted(COLUMNS), help="which registry to list")
     p.add_argument("--category", choices=CATEGORIES, help="attentions: only this category of the survey")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")

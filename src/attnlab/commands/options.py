@@ -1,28 +1,38 @@
-"""The recipe's and the tasks' options as command-line flags, generated from their dataclasses.
+"""The recipe's and a task's options as command-line flags, generated from their dataclasses, for one task at a time.
 
-Every flag defaults to "not given" (argparse.SUPPRESS), so a task's own defaults apply; ``--help`` lists
-each task's default. A flag given to a task that has no such option is refused by name.
+The command line is read twice: first for what picks the task (``--task``, a ``--config`` file's ``task``, or the
+``--checkpoint`` run's), then with that task's own flags, so two tasks may give one name other types, choices,
+defaults and help. Every flag defaults to "not given" (argparse.SUPPRESS): the task's defaults, or a config
+file's values, apply. A flag that only other tasks take is refused naming them.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..engine.config import OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, TrainConfig
-from ..tasks import DEFAULT_TASK, TASKS, get_task, list_tasks
+from ..engine.run_folder import RUNS
+from ..tasks import DEFAULT_TASK, TASKS, Task, get_task, list_tasks
+from ..tasks.base import flag_of
+from .config_file import base_type, check_values, read_config_file
 
 __all__ = [
-    "add_task_argument",
+    "Varied",
+    "add_config_arguments",
+    "add_override_arguments",
+    "add_option_flags",
     "add_recipe_arguments",
-    "add_task_options",
     "config_from_args",
-    "option_fields",
+    "field_choices",
+    "field_hints",
+    "foreign_flags",
+    "overrides_from_args",
     "parse_value",
+    "peek",
 ]
 
 RECIPE_HELP = {
@@ -38,18 +48,13 @@ RECIPE_HELP = {
 }
 
 
-def _base_type(hint: Any) -> tuple[type, bool]:
-    """(int | None) -> (int, True): the value type of a field and whether None is allowed."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return rest[0], True
-    return hint, False
+class Varied(tuple):
+    """Several values of one flag (``compare --head capsule,mean``): the field is varied, not set."""
 
 
-def parse_value(hint: Any, text: str, flag: str) -> Any:
+def parse_value(hint: Any, text: str, flag: str, choices: Sequence[str] | None = None) -> Any:
     """A command-line string as a field's type ("none" is None where the field allows it)."""
-    kind, optional = _base_type(hint)
+    kind, optional = base_type(hint)
     if optional and text.lower() == "none":
         return None
     if kind is bool:
@@ -59,83 +64,201 @@ def parse_value(hint: Any, text: str, flag: str) -> Any:
             return False
         raise ValueError(f"{flag}: expected true or false, got {text!r}")
     try:
-        return kind(text)
+        value = kind(text)
     except (TypeError, ValueError):
         raise ValueError(f"{flag}: expected {kind.__name__}, got {text!r}") from None
+    if choices and value not in choices:
+        raise ValueError(f"{flag}: expected one of {', '.join(choices)}, got {text!r}")
+    return value
 
 
-def _converter(hint: Any, flag: str) -> Callable[[str], Any]:
+def _converter(hint: Any, flag: str, choices, lists: bool) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
-            return parse_value(hint, text, flag)
+            if lists and "," in text:
+                return Varied(parse_value(hint, t.strip(), flag, choices) for t in text.split(","))
+            return parse_value(hint, text, flag, choices)
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
 
-    convert.__name__ = _base_type(hint)[0].__name__  # argparse names the type in its error
+    convert.__name__ = base_type(hint)[0].__name__  # argparse names the type in its error
     return convert
 
 
-def _flag(f: dataclasses.Field) -> str:
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-
-
-def option_fields() -> dict[str, list[tuple[str, dataclasses.Field, Any]]]:
-    """Option name -> [(task name, field, type hint)] over every registered task."""
-    found: dict[str, list] = {}
-    for name, task in TASKS.items():
-        hints = typing.get_type_hints(task.Options)
-        for f in dataclasses.fields(task.Options):
-            found.setdefault(f.name, []).append((name, f, hints[f.name]))
-    return found
-
-
-def _add(group, flag: str, hint: Any, help: str, choices) -> None:
-    kind, _ = _base_type(hint)
+def _add(group, flag: str, hint: Any, help: str, choices, *, lists: bool) -> None:
+    kind, _ = base_type(hint)
     if kind is bool:
         group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help)
-    else:
-        group.add_argument(flag, type=_converter(hint, flag), choices=choices, default=argparse.SUPPRESS, help=help)
+        return
+    # choices are checked by the converter, so that a comma list (compare) can name several
+    metavar = "{" + ",".join(choices) + "}" if choices else None
+    if lists:
+        help += "; a comma list varies it"
+    convert = _converter(hint, flag, choices, lists)
+    group.add_argument(flag, type=convert, default=argparse.SUPPRESS, help=help, metavar=metavar)
 
 
-def add_task_argument(p: argparse.ArgumentParser) -> None:
-    tasks = ", ".join(f"{n} ({get_task(n).description})" for n in list_tasks())
-    p.add_argument("--task", choices=list_tasks(), default=DEFAULT_TASK, help=f"what to learn: {tasks}")
+def field_hints(task: type[Task]) -> dict[str, Any]:
+    """Recipe field and task option name -> type hint."""
+    return {**typing.get_type_hints(Recipe), **typing.get_type_hints(task.Options)}
 
 
-def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
-    """The engine's recipe; each task's defaults in the help."""
-    group = p.add_argument_group("recipe (defaults per task)")
+def field_choices(task: type[Task], name: str) -> tuple[str, ...] | None:
+    """The choices of a recipe field or task option (None: any value of its type)."""
+    if name in RECIPE_HELP:
+        return RECIPE_HELP[name][1]
+    return next((f.metadata.get("choices") for f in dataclasses.fields(task.Options) if f.name == name), None)
+
+
+def _with_default(help: str, value: Any) -> str:
+    """The help with the default appended, unless the help already says what the default is."""
+    return help if "default" in help else f"{help} (default {'none' if value is None else value})"
+
+
+def add_recipe_arguments(p: argparse.ArgumentParser, task: type[Task], *, lists: bool = False) -> None:
+    """The engine's recipe, with ``task``'s defaults in the help."""
+    group = p.add_argument_group(f"recipe (the {task.name} task's defaults)")
     hints = typing.get_type_hints(Recipe)
     for name in RECIPE_FIELDS:
         help, choices = RECIPE_HELP[name]
-        base = getattr(Recipe(), name)
-        per_task = ", ".join(f"{t}: {task.recipe.get(name, base)}" for t, task in TASKS.items())
-        _add(group, "--" + name.replace("_", "-"), hints[name], f"{help} ({per_task})", choices)
+        default = task.recipe.get(name, getattr(Recipe(), name))
+        _add(group, "--" + name.replace("_", "-"), hints[name], _with_default(help, default), choices, lists=lists)
 
 
-def add_task_options(p: argparse.ArgumentParser) -> None:
-    """Every task's options, one flag per name; the help says which tasks take it and their defaults."""
-    group = p.add_argument_group("task options (each task takes its own; defaults per task)")
-    for entries in option_fields().values():
-        _, f, hint = entries[0]
-        defaults = ", ".join(f"{t}: {'none' if fld.default is None else fld.default}" for t, fld, _ in entries)
-        _add(group, _flag(f), hint, f"{f.metadata.get('help', '')} ({defaults})", f.metadata.get("choices"))
+def add_option_flags(p: argparse.ArgumentParser, task: type[Task], *, lists: bool = False) -> None:
+    """``task``'s own options, one flag each, with its help, choices and defaults."""
+    group = p.add_argument_group(f"{task.name} options")
+    hints = typing.get_type_hints(task.Options)
+    for f in dataclasses.fields(task.Options):
+        help = _with_default(f.metadata.get("help", ""), f.default)
+        _add(group, flag_of(f), hints[f.name], help, f.metadata.get("choices"), lists=lists)
 
 
-def given_values(args: argparse.Namespace, task: str) -> dict[str, Any]:
-    """The recipe fields and options given on the command line; an option the task lacks is refused."""
-    t = get_task(task)
-    own = {f.name for f in dataclasses.fields(t.Options)}
-    values = {}
-    for name, entries in option_fields().items():
-        if hasattr(args, name):
-            if name not in own:
-                takers = ", ".join(e[0] for e in entries)
-                raise ValueError(f"{_flag(entries[0][1])}: not an option of task {task!r} (it is of: {takers})")
-            values[name] = getattr(args, name)
-    values.update({k: getattr(args, k) for k in RECIPE_FIELDS if hasattr(args, k)})
-    return values
+def peek(argv: Sequence[str]) -> argparse.Namespace:
+    """What picks the task, read before the task's flags exist: ``--task``, ``--config``, ``--checkpoint``."""
+    pre = argparse.ArgumentParser(add_help=False)
+    for flag in ("--task", "--config", "--checkpoint"):
+        pre.add_argument(flag, default=None)
+    return pre.parse_known_args(list(argv))[0]
+
+
+def chosen_task(argv: Sequence[str]) -> str:
+    """The task a train or compare command line trains: ``--task``, else its ``--config`` file's, else the default."""
+    seen = peek(argv)
+    if seen.task is not None:
+        return seen.task
+    if seen.config is not None:
+        try:
+            return str(read_config_file(seen.config).get("task", DEFAULT_TASK))
+        except (ValueError, FileNotFoundError):
+            return DEFAULT_TASK  # the file's error is raised again, with its name, when the command runs
+    return DEFAULT_TASK
+
+
+def add_config_arguments(p: argparse.ArgumentParser, argv: Sequence[str], *, lists: bool = False) -> None:
+    """What decides a run's result: the task, a config file, the recipe, the task's own options (train, compare)."""
+    name = chosen_task(argv)
+    task = TASKS.get(name) if name in TASKS.names() else get_task(DEFAULT_TASK)
+    tasks = ", ".join(f"{n} ({get_task(n).description})" for n in list_tasks())
+    p.add_argument(
+        "--task",
+        default=None,
+        help=f"what to learn (default {DEFAULT_TASK}): {tasks}; `--task NAME --help` shows its flags",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="recipe fields and options from a YAML or JSON file (a run's config.json reproduces the run); "
+        "flags given here win over the file",
+    )
+    p.add_argument("--print-config", action="store_true", help="print the resolved configuration as YAML and exit")
+    add_recipe_arguments(p, task, lists=lists)
+    add_option_flags(p, task, lists=lists)
+
+
+def task_flags(task: type[Task], kind: str) -> set[str]:
+    """The flags a task adds: its options' (``kind`` "options") or its predict arguments' ("predict")."""
+    parser = argparse.ArgumentParser(add_help=False)
+    if kind == "options":
+        add_option_flags(parser, task)
+    else:
+        task.CLI.add_predict_arguments(parser)
+    return {s for a in parser._actions for s in a.option_strings}
+
+
+def foreign_flags(unknown: Sequence[str], kind: str, task: str) -> str | None:
+    """The first of ``unknown`` arguments that only other tasks take, as a message naming those tasks."""
+    what = "an option" if kind == "options" else "a predict flag"
+    for arg in unknown:
+        flag = arg.split("=", 1)[0]
+        takers = [name for name, cls in TASKS.items() if name != task and flag in task_flags(cls, kind)]
+        if takers:
+            return f"{flag}: not {what} of task {task!r} (it is of: {', '.join(takers)})"
+    return None
+
+
+def given_values(args: argparse.Namespace, task: type[Task]) -> dict[str, Any]:
+    """The recipe fields and the task's options given on the command line."""
+    names = [*RECIPE_FIELDS, *(f.name for f in dataclasses.fields(task.Options))]
+    return {name: getattr(args, name) for name in names if hasattr(args, name)}
+
+
+def config_values(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """(task, values): a ``--config`` file's values under the flags given (flags win), checked by name and type."""
+    raw = read_config_file(args.config) if getattr(args, "config", None) else {}
+    file_task = raw.pop("task", None)
+    task_name = args.task or (str(file_task) if file_task is not None else DEFAULT_TASK)
+    values = check_values(raw, get_task(task_name), args.config) if raw else {}
+    return task_name, {**values, **given_values(args, get_task(task_name))}
 
 
 def config_from_args(args: argparse.Namespace, **override) -> TrainConfig:
-    return TrainConfig.create(args.task, **{**given_values(args, args.task), **override})
+    task, values = config_values(args)
+    return TrainConfig.create(task, **{**values, **override})
+
+
+def run_task(argv: Sequence[str]) -> type[Task] | None:
+    """The task of the ``--checkpoint`` run named in ``argv`` (None when there is none to read yet)."""
+    seen = peek(argv)
+    if seen.checkpoint is None:
+        return None
+    try:
+        name = RUNS.config(seen.checkpoint).get("task", DEFAULT_TASK)
+    except (OSError, ValueError):  # no run there: load_run says so, with the path, when the command runs
+        return None
+    return TASKS.get(name) if name in TASKS.names() else None
+
+
+def add_override_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """eval and visualize: the run's task's options as flags and ``--config``, to evaluate on other data."""
+    task = run_task(argv)
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="options that replace the run's (e.g. data, data_dir) from a YAML or JSON file; flags win",
+    )
+    if task is None:
+        p.epilog = "With --checkpoint RUN, --help also lists the options of RUN's task (--data, --data-dir, …)."
+        return
+    p.set_defaults(_task_name=task.name)
+    group = p.add_argument_group(f"{task.name} options that replace the run's (the model must take its weights)")
+    hints = typing.get_type_hints(task.Options)
+    for f in dataclasses.fields(task.Options):
+        _add(group, flag_of(f), hints[f.name], f.metadata.get("help", ""), f.metadata.get("choices"), lists=False)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given to eval or visualize (a ``--config`` file's under the flags); recipe keys are ignored."""
+    task = run_task(["--checkpoint", args.checkpoint])
+    if task is None:
+        return {}  # no run to read: load_run says so, naming the path
+    raw = read_config_file(args.config) if args.config else {}
+    file_task = raw.pop("task", task.name)
+    if file_task != task.name:
+        raise ValueError(f"--config: {args.config} is for task {file_task!r}; the run is of task {task.name!r}")
+    options = {f.name for f in dataclasses.fields(task.Options)}
+    from_file = check_values({k: v for k, v in raw.items() if k not in RECIPE_FIELDS}, task, args.config) if raw else {}
+    given = {name: getattr(args, name) for name in options if hasattr(args, name)}
+    return {**from_file, **given}

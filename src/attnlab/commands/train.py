@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..engine.trainer import RunOptions, fit
 from .base import Command, register_command
-from .options import add_recipe_arguments, add_task_argument, add_task_options, config_from_args
-
-
-def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """What decides a run's result: the task, the recipe, the task's options (shared by train and compare)."""
-    add_task_argument(p)
-    add_recipe_arguments(p)
-    add_task_options(p)
+from .config_file import to_yaml
+from .options import add_config_arguments, chosen_task, config_from_args
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,8 +37,9 @@ def run_options(args: argparse.Namespace, out: Path, **extra) -> RunOptions:
     )
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_config_arguments(p)
+def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    add_config_arguments(p, argv)
+    p.set_defaults(_task_name=chosen_task(argv))
     p.add_argument("--out", default=None, help="run folder (default runs/<model>-<attention>-<data> or the task's)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
@@ -52,8 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    task = config.task_object
-    out = Path(args.out) if args.out else task.default_out(config.options)
+    if args.print_config:
+        print(to_yaml(config.to_dict()), end="")
+        return 0
+    out = Path(args.out) if args.out else config.new_task().default_out()
     summary = fit(config, run_options(args, out, resume=args.resume, overwrite=args.overwrite))
     if summary is not None:
         monitor = summary["monitor"]
@@ -65,5 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 COMMAND = register_command(
-    Command("train", "train a model with attention (default: ResNet18 + CBAM on mnist5k)", add_arguments, run)
+    Command(
+        "train",
+        "train a model with attention (default: ResNet18 + CBAM on mnist5k)",
+        add_arguments,
+        run,
+        task_flags="options",
+    )
 )

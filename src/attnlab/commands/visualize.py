@@ -3,29 +3,42 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..engine.run_folder import load_run
 from .base import Command, register_command
+from .options import add_override_arguments, overrides_from_args
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     p.add_argument("--checkpoint", required=True, help="run folder (its best.safetensors) or a .safetensors file")
-    p.add_argument("--out", required=True, help="the file to write (PNG)")
-    p.add_argument("--images", type=int, default=6, help="how many test samples (the first N; default 6)")
-    p.add_argument("--data", default=None, help="another registered data set (default: the run's)")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", required=True, help="the file to write (PNG; HTML for text runs)")
+    p.add_argument(
+        "--count",
+        "--images",
+        type=int,
+        default=6,
+        help="how many test samples: images, texts, clips (the first N; default 6)",
+    )
+    add_override_arguments(p, argv)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.images < 1:
-        raise ValueError(f"--images: expected a positive int, got {args.images}")
-    run_ = load_run(args.checkpoint, data=args.data, data_dir=args.data_dir)
-    path = run_.task.visualize(run_.model, run_.config.options, run_.meta, run_.data(), Path(args.out), args.images)
+    if args.count < 1:
+        raise ValueError(f"--count: expected a positive int, got {args.count}")
+    run_ = load_run(args.checkpoint, overrides=overrides_from_args(args))
+    path = run_.cli.visualize(run_.model, run_.data(), Path(args.out), args.count)
     print(f"wrote {path}")
     return 0
 
 
 COMMAND = register_command(
-    Command("visualize", "attention maps of a trained model (and Grad-CAM for images), as a PNG", add_arguments, run)
+    Command(
+        "visualize",
+        "attention maps of a trained model (and Grad-CAM for images), as a PNG",
+        add_arguments,
+        run,
+        task_flags="options",
+    )
 )

@@ -11,7 +11,9 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms import v2
 
-__all__ = ["read_image", "eval_transform"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "read_image", "eval_transform"]
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # of torchvision's weights
 
 
 def _to_uint8(a: np.ndarray) -> np.ndarray:

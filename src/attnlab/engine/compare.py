@@ -17,12 +17,12 @@ from pathlib import Path
 import torch
 
 from ..measure.timing import interleaved_times
-from ..report.tables import csv_text as results_csv
+from ..report.tables import rate_key
 from .config import TrainConfig
 from .run_folder import LAST, SUMMARY, load_run
 from .trainer import RunOptions, fit
 
-__all__ = ["Variant", "variants", "run_comparison", "aggregate", "results_markdown", "results_csv"]
+__all__ = ["Variant", "variants", "run_comparison", "aggregate"]
 
 Variant = dict  # field -> value, one row of the comparison
 
@@ -54,7 +54,9 @@ def run_comparison(
             if not done.is_file():
                 resume = (folder / LAST).is_file()
                 fit(base.replace(**variant, seed=seed), replace(opts, out=folder, resume=resume))
-            results.append((variant, json.loads(done.read_text())))
+            summary = json.loads(done.read_text())
+            summary.setdefault("unit", base.task_class.unit)  # (summaries written before they named it)
+            results.append((variant, summary))
     return results
 
 
@@ -63,7 +65,7 @@ def _latency_ms(out: Path, rows: list[Variant], seed: int, rounds: int = 20) -> 
     fns = {}
     for variant in rows:
         run = load_run(run_dir(out, variant, seed))
-        inputs = run.task.example_input(run.config.options, run.meta)
+        inputs = run.task.example_input()
         fns[label(variant)] = lambda model=run.model, inputs=inputs: model(*inputs)
     with torch.inference_mode():
         times = interleaved_times(fns, torch.device("cpu"), rounds=rounds, warmup=2)
@@ -84,7 +86,7 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
     rows = []
     for name, (variant, runs) in by_label.items():
         monitor = runs[0]["monitor"]
-        rate = next(k for k in runs[0] if k.startswith("train_") and k.endswith("_per_s"))
+        rate = "train_" + rate_key(runs[0]["unit"])
         final_mean, final_std = _mean_std([r[f"final_{monitor}"] for r in runs])
         metrics = {}
         for key in runs[0].get("final_metrics", {}):
@@ -95,6 +97,7 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
                 **{k: ("none" if v is None else v) for k, v in variant.items()},
                 "runs": len(runs),
                 "monitor": monitor,
+                "unit": runs[0]["unit"],
                 "final_mean": final_mean,
                 "final_std": final_std,
                 "best_mean": statistics.fmean(r[f"best_{monitor}"] for r in runs),
@@ -110,67 +113,10 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
         monitor = first["monitor"]
         row = dict.fromkeys(rows[0], float("nan"))
         row.update({"variant": f"{name} (baseline)", "runs": 0, "monitor": monitor, "params": 0, "gflops": 0.0})
+        row["unit"] = rows[0]["unit"]
         row.update({k: "—" for k in results[0][0]})
         row.update({"final_mean": scores[monitor], "final_std": 0.0, "best_mean": scores[monitor]})
         row.update({k: v for k, v in scores.items() if k in row})
         row.update({f"{k}_std": 0.0 for k in scores if f"{k}_std" in row})
         rows.append(row)
     return rows
-
-
-def _percent(metric: str) -> bool:
-    """Metrics shown in percent: fractions such as accuracy, Dice, IoU, F1 (``digit_acc``, ``dice_gradient`` too)."""
-    return any(part in ("acc", "dice", "iou", "f1", "top5") for part in metric.removeprefix("val_").split("_"))
-
-
-def _cell(row: dict, key: str, scale: float) -> str:
-    value, std = row.get(key), row.get(f"{key}_std", 0.0)
-    if value is None or value != value:  # NaN: not measured for this row
-        return "—"
-    return f"{scale * value:.2f} ± {scale * std:.2f}" if row["runs"] > 1 else f"{scale * value:.2f}"
-
-
-def results_markdown(rows: list[dict], config: TrainConfig, seeds: list[int], fields: list[str]) -> str:
-    """The comparison as Markdown: the varied fields, the monitored metric (mean ± std), cost; then every
-    final metric of each row (baselines included)."""
-    r0 = rows[0]
-    monitor = r0["monitor"]
-    rate = next(k for k in r0 if k.startswith("train_") and k.endswith("_per_s"))
-    unit = rate.removeprefix("train_").removesuffix("_per_s")
-    scale = 100 if _percent(monitor) else 1
-    shown = f"{monitor} (%)" if scale == 100 else monitor
-    recipe = config.recipe
-    lines = [
-        f"# {config.task_object.title(config.options)}: {', '.join(fields)} compared",
-        "",
-        f"One recipe for all: {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr}, "
-        f"{recipe.schedule} schedule, weight decay {recipe.weight_decay}; seeds {', '.join(map(str, seeds))}. "
-        f"{monitor}: final epoch, mean ± std over seeds; best: the best epoch's, mean. Latency: CPU, batch 1. "
-        "Baselines are measured on the same test split.",
-        "",
-        f"| {' | '.join(fields)} | {shown} | best | params | GFLOPs | train {unit}/s | latency (ms) |",
-        "|" + "---|" * len(fields) + "---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        values = " | ".join(str(r[f]) for f in fields) if r["runs"] else r["variant"] + " |" * (len(fields) - 1)
-        cost = (
-            f"{r['params']:,} | {r['gflops']:.3f} | {r[rate]:.0f} | {r['latency_ms']:.2f}"
-            if r["runs"]
-            else "— | — | — | —"
-        )
-        final = _cell({**r, "final_mean_std": r["final_std"]}, "final_mean", scale)
-        lines.append(f"| {values} | {final} | {scale * r['best_mean']:.2f} | {cost} |")
-    metrics = [k for k in r0 if k.startswith("val_") and not k.endswith("_std")]
-    if metrics:
-        lines += [
-            "",
-            "Every final metric (mean ± std over seeds; fractions in %):",
-            "",
-            f"| {' | '.join(fields)} | " + " | ".join(m.removeprefix("val_") for m in metrics) + " |",
-            "|" + "---|" * len(fields) + "---:|" * len(metrics),
-        ]
-        for r in rows:
-            values = " | ".join(str(r[f]) for f in fields) if r["runs"] else r["variant"] + " |" * (len(fields) - 1)
-            cells = " | ".join(_cell(r, m, 100 if _percent(m) else 1) for m in metrics)
-            lines.append(f"| {values} | {cells} |")
-    return "\n".join(lines) + "\n"

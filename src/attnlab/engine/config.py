@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ..tasks import DEFAULT_TASK, Task, get_task, options_from_dict
+from ..tasks import DEFAULT_TASK, RunSource, Task, get_task, options_from_dict
 
 __all__ = ["Recipe", "TrainConfig", "OPTIMIZERS", "SCHEDULES", "RECIPE_FIELDS"]
 
@@ -68,8 +68,12 @@ class TrainConfig:
         return cls(task, Recipe(**{**t.recipe, **recipe}), options_from_dict(t.Options, rest, task=task))
 
     @property
-    def task_object(self) -> Task:
+    def task_class(self) -> type[Task]:
         return get_task(self.task)
+
+    def new_task(self, *, meta: dict | None = None, runs: RunSource | None = None) -> Task:
+        """The task bound to these options (and to a run's data ``meta`` where it is known)."""
+        return self.task_class(self.options, meta=meta, runs=runs)
 
     def replace(self, **values) -> TrainConfig:
         """A copy with some recipe fields or options changed (compare's rows)."""
@@ -86,5 +90,6 @@ class TrainConfig:
         """A config.json back; runs from before tasks existed (no "task" key) are the default task's."""
         d = dict(d)
         task = d.pop("task", DEFAULT_TASK)
+        d = {get_task(task).renamed.get(k, k): v for k, v in d.items()}
         known = set(RECIPE_FIELDS) | {f.name for f in dataclasses.fields(get_task(task).Options)}
         return cls.create(task, **{k: v for k, v in d.items() if k in known})

@@ -16,12 +16,12 @@ def evaluate_run(run: LoadedRun, *, workers: int = 0) -> dict:
     bundle = run.data()
     ctx = DistContext(device=next(run.model.parameters()).device)
     loader = DataLoader(bundle.test, run.task.eval_batch_size, num_workers=workers, collate_fn=bundle.collate_fn)
-    scalars, details = evaluate(run.model, loader, ctx, run.task, run.config.options, run.meta)
+    scalars, details = evaluate(run.model, loader, ctx, run.task)
     return {
         "checkpoint": str(run.file),
         "epoch": run.doc["epoch"],
         "task": run.config.task,
-        "data": getattr(run.config.options, "data", None),
+        "run": run.task.title(),
         "metrics": scalars,
         "details": details,
     }

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..report.tables import rate_key
 from ..tasks import Task
 from .distributed import DistContext
 
@@ -39,8 +39,6 @@ def train_one_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     ctx: DistContext,
     task: Task,
-    options: Any,
-    meta: dict,
     *,
     freeze_bn: bool = False,
     on_step: Callable[[int, float], None] | None = None,
@@ -52,14 +50,14 @@ def train_one_epoch(
     model.train()
     if freeze_bn:
         set_bn_eval(model)
-    metric = task.metric(options, meta, training=True)
+    metric = task.metric(training=True)
     loss_sum, count = 0.0, 0
     start = time.perf_counter()
     for batch in loader:
         inputs, target = task.to_device(batch, ctx.device)
         with _autocast(ctx.device):
-            output = task.forward(model, inputs, options, training=True)
-            loss = task.loss(output, target, options)
+            output = task.forward_train(model, inputs)
+            loss = task.loss(output, target)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(f"training loss is {loss.item()} at learning rate {scheduler.get_last_lr()[0]:.3g}")
         optimizer.zero_grad(set_to_none=True)
@@ -79,23 +77,22 @@ def train_one_epoch(
     return {
         "train_loss": totals[0].item() / totals[1].item(),
         **{f"train_{k}": v for k, v in scalars.items()},
-        f"{task.unit}_per_s": totals[1].item() / seconds,
+        rate_key(task.unit): totals[1].item() / seconds,
         "seconds": seconds,
     }
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, loader: DataLoader, ctx: DistContext, task: Task, options: Any, meta: dict
-) -> tuple[dict[str, float], dict]:
+def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, task: Task) -> tuple[dict[str, float], dict]:
     """(``val_<name>`` scalars, details such as a confusion matrix) of the task's metric over ``loader``."""
     model.eval()
-    metric = task.metric(options, meta, training=False)
+    metric = task.metric(training=False)
     for batch in loader:
         inputs, target = task.to_device(batch, ctx.device)
         with _autocast(ctx.device):
-            output = task.forward(model, inputs, options, training=False)
-        metric.update(output, target, None)
+            output = task.forward_eval(model, inputs)
+            loss = task.eval_loss(output, target)
+        metric.update(output, target, loss)
     metric.sums = ctx.all_reduce_sum(metric.sums)
     scalars, details = metric.compute()
     return {f"val_{k}": v for k, v in scalars.items()}, details

@@ -8,6 +8,8 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..report.tables import rate_key
+
 __all__ = ["EpochProgress", "format_record"]
 
 # what the epoch line leaves out (shown differently or not at all)
@@ -16,13 +18,11 @@ _HIDDEN = ("epoch", "lr", "seconds")
 
 def format_record(record: dict, epochs: int, unit: str) -> str:
     """``epoch 3/15  train_loss 0.5174  val_acc 0.9830 …  lr 0.0562  814 images/s  4.9 s``."""
-    rate_key = f"{unit}_per_s"
-    metrics = "  ".join(
-        f"{k} {v:.4f}" for k, v in record.items() if k not in (*_HIDDEN, rate_key) and isinstance(v, float)
-    )
+    rate = rate_key(unit)
+    metrics = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in (*_HIDDEN, rate) and isinstance(v, float))
     return (
         f"epoch {record['epoch']}/{epochs}  {metrics}  lr {record['lr']:.3g}  "
-        f"{record[rate_key]:.0f} {unit}/s  {record['seconds']:.1f} s"
+        f"{record[rate]:.0f} {unit}/s  {record['seconds']:.1f} s"
     )
 
 

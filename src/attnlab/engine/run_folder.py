@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..tasks import Task, TaskData
+from ..tasks import Task, TaskCLI, TaskData
 from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, model_state
 from .config import TrainConfig
 from .distributed import resolve_device
@@ -30,6 +30,7 @@ __all__ = [
     "LAST",
     "BEST",
     "RUN_FILES",
+    "RUNS",
     "RunError",
     "LoadedRun",
     "checkpoint_file",
@@ -60,6 +61,8 @@ def prepare_run_dir(out: Path, config: TrainConfig, *, resume: bool, overwrite: 
                 f"--resume: the arguments differ from the run in {out}: "
                 + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
             )
+        for stale in out.glob(".*.tmp"):  # a write cut short by a kill: the file it was replacing is whole
+            stale.unlink()
         return
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RunError(f"--out: {out} already holds a run; pass --resume to continue it or --overwrite to replace it")
@@ -96,47 +99,74 @@ def load_model_weights(model: nn.Module, state: dict[str, torch.Tensor], where: 
     model.load_state_dict(state)
 
 
-def read_run(path: str | Path) -> tuple[dict, dict]:
-    """Another run's (config dict, model state dict), from its folder (best, else last) or checkpoint file: what a
-    task transfers weights from."""
-    tensors, doc = load_checkpoint(checkpoint_file(path))
-    return doc["config"], model_state(tensors)
+class _Runs:
+    """Other run folders as a task reads them (``tasks.RunSource``): the engine owns the layout."""
+
+    def config(self, path: str | Path) -> dict:
+        path = Path(path)
+        file = path / CONFIG if path.is_dir() else path.parent / CONFIG
+        if not file.is_file():
+            raise FileNotFoundError(f"{path}: no attnlab run folder (no {file})")
+        return json.loads(file.read_text())
+
+    def meta(self, path: str | Path) -> dict:
+        """The data meta its checkpoint saved (best, else last); {} for a run without one yet."""
+        try:
+            _, doc = load_checkpoint(checkpoint_file(path))
+        except CheckpointError:
+            return {}
+        return doc.get("data_meta") or {}
+
+    def weights(self, path: str | Path) -> dict[str, torch.Tensor]:
+        tensors, _ = load_checkpoint(checkpoint_file(path))
+        return model_state(tensors)
+
+
+RUNS = _Runs()
 
 
 @dataclass
 class LoadedRun:
-    """A trained run back from its folder: the model (eval mode), its task, config, data meta, checkpoint."""
+    """A trained run back from its folder: the model (eval mode), its task (bound to the run's options and data
+    meta), config, checkpoint."""
 
     model: nn.Module
     task: Task
     config: TrainConfig
-    meta: dict
     doc: dict
     file: Path
     _data: TaskData | None = field(default=None, repr=False)
 
+    @property
+    def meta(self) -> dict:
+        return self.task.meta
+
+    @property
+    def cli(self) -> TaskCLI:
+        """The task's command-line face (predict, visualize, eval's tables)."""
+        return self.task.CLI(self.task)
+
     def data(self) -> TaskData:
         """The run's data (built on first use: predict and export never need it)."""
         if self._data is None:
-            self._data = self.task.build_data(self.config.options)
+            self._data = self.task.build_data()
         return self._data
 
 
-def load_run(path: str | Path, *, data: str | None = None, data_dir: str | None = None, device: str = "cpu"):
-    """A run folder (or checkpoint file) -> ``LoadedRun``; ``data`` / ``data_dir`` evaluate on another data set."""
+def load_run(path: str | Path, *, overrides: dict | None = None, device: str = "cpu") -> LoadedRun:
+    """A run folder (or checkpoint file) -> ``LoadedRun``. ``overrides`` replace options of the run (``data``,
+    ``data_dir``: evaluate on another data set); the model is rebuilt from them and must take the weights."""
     file = checkpoint_file(path)
     tensors, doc = load_checkpoint(file)
     config = TrainConfig.from_dict(doc["config"])
-    overrides = {k: v for k, v in (("data", data), ("data_dir", data_dir)) if v is not None}
     if overrides:
         config = config.replace(**overrides)
-    task, built = config.task_object, None
-    meta = doc.get("data_meta")
-    if meta is None or overrides:  # runs from before data_meta was saved, or another data set
-        built = task.build_data(config.options)
-        meta = built.meta
+    task, built = config.new_task(meta=doc.get("data_meta"), runs=RUNS), None
+    if doc.get("data_meta") is None or overrides:  # runs from before data_meta was saved, or another data set
+        built = task.build_data()
+        task.meta = built.meta
     torch.manual_seed(config.recipe.seed)
-    model = task.build_model(config.options, meta)
+    model = task.build_model()
     load_model_weights(model, model_state(tensors), file)
     model = model.to(resolve_device(device)).eval()
-    return LoadedRun(model, task, config, meta, doc, file, built)
+    return LoadedRun(model, task, config, doc, file, built)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,10 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..data.seeded import EpochSeeded, epoch_seed
 from ..measure.cost import count_flops, count_params
-from ..tasks import TaskData
+from ..report.tables import rate_key
+from ..tasks import Task, TaskData
 from .checkpoint import atomic_write_text, load_checkpoint, model_state, restore_optimizer, save_checkpoint
-from .config import TrainConfig
+from .config import Recipe, TrainConfig
 from .distributed import DistContext, setup_distributed
 from .loop import NonFiniteLoss, evaluate, train_one_epoch
 from .progress import EpochProgress
@@ -35,11 +37,11 @@ from .run_folder import (
     CURVES,
     LAST,
     METRICS,
+    RUNS,
     SUMMARY,
     RunError,
     load_model_weights,
     prepare_run_dir,
-    read_run,
 )
 from .samplers import LengthGroupedSampler
 
@@ -76,23 +78,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_data(config: TrainConfig, download: bool = False) -> TaskData:
-    """The task's data, the training split cut to ``train_limit`` and augmented by (seed, epoch, index)."""
-    data = config.task_object.build_data(config.options, download=download)
+def build_data(config: TrainConfig, task: Task, download: bool = False) -> TaskData:
+    """The task's data (its meta then bound to ``task``), the training split cut to ``train_limit`` and augmented
+    by (seed, epoch, index)."""
+    data = task.build_data(download=download)
+    task.meta = data.meta
     if config.recipe.train_limit is not None and config.recipe.train_limit < len(data.train):
         data.train = Subset(data.train, range(config.recipe.train_limit))
     data.train = EpochSeeded(data.train, config.recipe.seed)
     return data
 
 
-def build_model(config: TrainConfig, meta: dict) -> nn.Module:
+def build_model(config: TrainConfig, task: Task) -> nn.Module:
     torch.manual_seed(config.recipe.seed)
-    return config.task_object.build_model(config.options, meta)
+    return task.build_model()
 
 
 def one_cycle(step: int, total: int, warmup: float = 0.25, start: float = 1 / 25, end: float = 1e-4) -> float:
-    """The one-cycle learning-rate factor (Smith, 2018; torch's OneCycleLR defaults, any ``total``):
-    linear from ``start`` to 1 over the first ``warmup`` of the steps, then cosine down to ``end``."""
+    """The one-cycle learning-rate factor (Smith, 2018), any ``total``: linear from ``start`` to 1 over the first
+    ``warmup`` of the steps, then cosine down to ``end``; torch's ``SequentialLR(LinearLR, CosineAnnealingLR)``
+    (tested). Not ``OneCycleLR``'s defaults, which warm up for 30 % along a cosine and end at 4e-6."""
     up = max(1, round(warmup * total))
     if step < up:
         return start + (1 - start) * step / up
@@ -100,29 +105,28 @@ def one_cycle(step: int, total: int, warmup: float = 0.25, start: float = 1 / 25
     return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def build_optimizer(config: TrainConfig, model: nn.Module, steps_per_epoch: int):
-    task, options, config = config.task_object, config.options, config.recipe
+def build_optimizer(recipe: Recipe, task: Task, model: nn.Module, steps_per_epoch: int):
     groups: dict[tuple[bool, float], list] = {}  # (decays, lr scale) -> parameters; frozen ones left out
     for name, p in model.named_parameters():  # no weight decay on biases and normalization scales
         if p.requires_grad:
-            groups.setdefault((p.ndim > 1, task.lr_scale(name, options)), []).append(p)
+            groups.setdefault((p.ndim > 1, task.lr_scale(name)), []).append(p)
     groups = [
-        {"params": ps, "weight_decay": config.weight_decay if decays else 0.0, "lr": config.lr * scale}
+        {"params": ps, "weight_decay": recipe.weight_decay if decays else 0.0, "lr": recipe.lr * scale}
         for (decays, scale), ps in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))
     ]
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
+    if recipe.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9, nesterov=True)
     else:
-        optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    total = max(1, config.epochs * steps_per_epoch)
-    if config.schedule == "onecycle":
+        optimizer = torch.optim.AdamW(groups, lr=recipe.lr)
+    total = max(1, recipe.epochs * steps_per_epoch)
+    if recipe.schedule == "onecycle":
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: one_cycle(step, total))
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     return optimizer, scheduler
 
 
-def build_loaders(data: TaskData, config: TrainConfig, ctx: DistContext, workers: int):
+def build_loaders(data: TaskData, config: TrainConfig, task: Task, ctx: DistContext, workers: int):
     """(train loader, test loader, train sampler) for this process's rank."""
     pin = ctx.device.type == "cuda"
     per_rank = max(1, config.recipe.batch_size // ctx.world_size)  # --batch-size is the global batch
@@ -139,7 +143,7 @@ def build_loaders(data: TaskData, config: TrainConfig, ctx: DistContext, workers
     common = {"num_workers": workers, "pin_memory": pin, "collate_fn": data.collate_fn}
     train = DataLoader(data.train, per_rank, sampler=sampler, **common)
     test_part = Subset(data.test, range(ctx.rank, len(data.test), ctx.world_size))  # disjoint shards, no padding
-    test = DataLoader(test_part, config.task_object.eval_batch_size, **common)
+    test = DataLoader(test_part, task.eval_batch_size, **common)
     return train, test, sampler
 
 
@@ -164,17 +168,19 @@ def _restore_rng(tensors: dict, doc: dict) -> None:
 
 
 def fit(config: TrainConfig, opts: RunOptions) -> dict | None:
-    """Train ``config`` into ``opts.out``; returns the summary (None on ranks > 0, which write nothing)."""
+    """Train ``config`` into ``opts.out``; returns the summary (None on ranks > 0, which write nothing). Runs it
+    needs (``Task.prerequisites``) that are missing are trained first, into their folders."""
+    for need in config.new_task().prerequisites():
+        if not (need.folder / SUMMARY).is_file():
+            resume = (need.folder / LAST).is_file()
+            if opts.progress and int(os.environ.get("RANK", "0")) == 0:
+                print(f"{need.why}: {'resuming' if resume else 'training'} it first, into {need.folder}", flush=True)
+            fit(TrainConfig.create(need.task, **need.values), replace(opts, out=need.folder, resume=resume))
     ctx = setup_distributed(opts.device)
     try:
         return _fit(config, opts, ctx)
     finally:
         ctx.close()
-
-
-def check_names(config: TrainConfig) -> None:
-    """Unknown names (model, attention, data …) fail before anything is written, with suggestions."""
-    config.task_object.check_names(config.options)
 
 
 def _improves(value: float, best: float | None, mode: str) -> bool:
@@ -211,11 +217,11 @@ def _wrap(model: nn.Module, opts: RunOptions, ctx: DistContext) -> nn.Module:
     return torch.compile(net) if opts.compile else net
 
 
-def _load_data(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> TaskData:
+def _load_data(config: TrainConfig, task: Task, opts: RunOptions, ctx: DistContext) -> TaskData:
     """The data set; with --download rank 0 fetches it while the other ranks wait."""
     if opts.download and not ctx.is_main:
         ctx.barrier()
-    data = build_data(config, download=opts.download and ctx.is_main)
+    data = build_data(config, task, download=opts.download and ctx.is_main)
     if opts.download and ctx.is_main:
         ctx.barrier()
     return data
@@ -227,7 +233,7 @@ def _save_epoch(out: Path, config, data, model, optimizer, scheduler, state: _Ru
         "config": config.to_dict(),
         "epoch": state.epoch,
         "history": state.history,
-        "best": {"metric": config.task_object.monitor[0], "value": state.best},
+        "best": {"metric": config.task_class.monitor[0], "value": state.best},
         "wall_seconds": state.wall_seconds,
         "eval": details,
         "data_meta": data.meta,
@@ -238,10 +244,10 @@ def _save_epoch(out: Path, config, data, model, optimizer, scheduler, state: _Ru
     atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in state.history))
 
 
-def _summary(config: TrainConfig, data: TaskData, model: nn.Module, state: _RunState, device) -> dict:
-    task, history = config.task_object, state.history
-    monitor, rate = task.monitor[0], f"{task.unit}_per_s"
-    example = [x.to(device) for x in task.example_input(config.options, data.meta)]
+def _summary(config: TrainConfig, task: Task, data: TaskData, model: nn.Module, state: _RunState, device) -> dict:
+    history = state.history
+    monitor, rate = task.monitor[0], rate_key(task.unit)
+    example = [x.to(device) for x in task.example_input()]
     return {
         f"final_{monitor}": history[-1][monitor] if history else None,
         f"best_{monitor}": state.best,
@@ -252,7 +258,8 @@ def _summary(config: TrainConfig, data: TaskData, model: nn.Module, state: _RunS
         "wall_seconds": state.wall_seconds,
         "epochs": len(history),
         f"train_{rate}": float(np.mean([r[rate] for r in history])) if history else None,
-        "baselines": task.baselines(config.options, data),
+        "baselines": task.baselines(data),
+        "unit": task.unit,
         "task": config.task,
         **config.to_dict(),
     }
@@ -266,21 +273,21 @@ def _say(ctx: DistContext, opts: RunOptions, lines: list[str]) -> None:
 
 def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None:
     out = Path(opts.out)
-    task, recipe = config.task_object, config.recipe
+    task, recipe = config.new_task(runs=RUNS), config.recipe
     monitor, mode = task.monitor
-    check_names(config)
+    task.check_names()  # unknown names (model, attention, data …) fail before anything is written
     if ctx.is_main:
         prepare_run_dir(out, config, resume=opts.resume, overwrite=opts.overwrite)
     ctx.barrier()
     wall_start = time.perf_counter()
-    data = _load_data(config, opts, ctx)
+    data = _load_data(config, task, opts, ctx)
     _say(ctx, opts, data.meta.get("notes", []))
-    model = build_model(config, data.meta)
+    model = build_model(config, task)
     if not opts.resume:
-        _say(ctx, opts, task.initialize(model, config.options, data.meta, read_run))
+        _say(ctx, opts, task.initialize(model))
     model = task.prepare_model(model, ctx.device)
-    train_loader, test_loader, sampler = build_loaders(data, config, ctx, opts.workers)
-    optimizer, scheduler = build_optimizer(config, model, len(train_loader))
+    train_loader, test_loader, sampler = build_loaders(data, config, task, ctx, opts.workers)
+    optimizer, scheduler = build_optimizer(recipe, task, model, len(train_loader))
     state = _resume(out, model, optimizer, scheduler, monitor) if opts.resume else _RunState()
     wall_before = state.wall_seconds - wall_start  # + perf_counter(): the run's wall time so far
     net = _wrap(model, opts, ctx)
@@ -302,13 +309,11 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
                     scheduler,
                     ctx,
                     task,
-                    config.options,
-                    data.meta,
                     freeze_bn=recipe.freeze_bn,
                     on_step=progress.update,
                 )
-            val, details = evaluate(net, test_loader, ctx, task, config.options, data.meta)
-            rate = f"{task.unit}_per_s"
+            val, details = evaluate(net, test_loader, ctx, task)
+            rate = rate_key(task.unit)
             train_metrics = {k: v for k, v in stats.items() if k.startswith("train_")}
             record = {"epoch": epoch + 1, **train_metrics, **val, "lr": lr, rate: stats[rate]}
             record["seconds"] = stats["seconds"]
@@ -339,10 +344,10 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     state.wall_seconds = wall_before + time.perf_counter()
     if not ctx.is_main:
         return None
-    summary = _summary(config, data, model, state, ctx.device)  # rank 0 alone: baselines and FLOPs once
+    summary = _summary(config, task, data, model, state, ctx.device)  # rank 0 alone: baselines and FLOPs once
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     if state.history:
         from ..report.curves import plot_curves  # matplotlib only at the end
 
-        plot_curves(state.history, out / CURVES, task.title(config.options))
+        plot_curves(state.history, out / CURVES, task.title())
     return summary

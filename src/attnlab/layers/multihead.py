@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..functional import scaled_dot_product_attention
+from ._shared import factory_kwargs
 
 __all__ = ["MultiHeadAttention", "SelfAttention2d"]
 
@@ -70,7 +71,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"num_kv_heads: expected a divisor of num_heads={num_heads}, got {num_kv_heads}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: expected a value in [0, 1), got {dropout}")
-        f = {"device": device, "dtype": dtype}
+        f = factory_kwargs(device, dtype)
         self.embed_dim = embed_dim
         self.kdim = embed_dim if kdim is None else kdim
         self.vdim = embed_dim if vdim is None else vdim
@@ -292,7 +293,7 @@ class SelfAttention2d(nn.Module):
                 raise ValueError(f"{name}: expected a positive multiple of num_heads={num_heads}, got {value}")
         if not out_proj and v_channels != channels:
             raise ValueError(f"out_proj=False: expected v_channels == channels={channels}, got {v_channels}")
-        f = {"device": device, "dtype": dtype}
+        f = factory_kwargs(device, dtype)
         self.num_heads = num_heads
         self.scale = scale
         self.splits = (qk_channels, qk_channels, v_channels)

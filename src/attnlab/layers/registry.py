@@ -11,11 +11,13 @@ places are in ``models/placement.py``, a U-Net places modules its own way).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from torch import nn
 
 from .._names import Registry
+from ..measure.cost import count_params
 
 __all__ = [
     "CATEGORIES",
@@ -45,7 +47,7 @@ class AttentionInfo:
     @property
     def has_params(self) -> bool:
         """Whether the module learns anything (SimAM, for one, does not)."""
-        return self.num_params(64) > 0
+        return _num_params(self.cls, 64) > 0
 
     @property
     def per_frame(self) -> bool:
@@ -53,7 +55,13 @@ class AttentionInfo:
         return self.category in ("temporal", "spatial_temporal")
 
     def num_params(self, channels: int = 256) -> int:
-        return sum(p.numel() for p in self.cls(channels).parameters())
+        return _num_params(self.cls, channels)
+
+
+@functools.cache
+def _num_params(cls: type[nn.Module], channels: int) -> int:
+    """Parameters of ``cls(channels)``, built once per (module, width): listings ask often."""
+    return count_params(cls(channels))
 
 
 _REGISTRY: Registry[AttentionInfo] = Registry(

@@ -227,7 +227,6 @@ class ResNet(nn.Module):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
         self.plan = plan_attention(attention, attention_kwargs, placement, stages)
-        self.attention_name = attention if isinstance(attention, str) else getattr(attention, "__name__", None)
         self.stem = stem
         self.in_chans = in_chans
         self.num_classes = num_classes
@@ -290,6 +289,10 @@ class ResNet(nn.Module):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    def describe(self) -> tuple[str, str]:
+        """(block, blocks per stage) for ``attnlab list models``."""
+        return type(self.layer1[0]).__name__, "-".join(str(len(getattr(self, f"layer{s}"))) for s in range(1, 5))
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, in_chans, H, W) -> the last stage's map (B, 512·expansion, H/32, W/32) (H/8 with the CIFAR stem)."""

@@ -1,12 +1,13 @@
 """Text classification: a transformer encoder on ``attnlab.MultiHeadAttention``, then a head.
 
-    ids (B, L) -> token + hashed-bigram + position embeddings (B, L, D)
+    ids (B, L) -> token + hashed-n-gram + position embeddings (B, L, D)
                -> depth × pre-norm encoder layer: x + MHA(LN(x), key_padding_mask), x + FFN(LN(x))
                -> head: "capsule" (dynamic routing to one capsule per class; the score is its length),
                         "mean" (masked mean pooling + linear), "cls" (a class token + linear)
 
-Padding (id 0) is passed to attention as ``key_padding_mask`` (the formula's own masking), never pooled and
-never routed: a text's scores do not depend on how much padding its batch adds.
+Padding (id ``PAD`` = 0, the one definition: the text task's vocabulary and batches use it) is passed to
+attention as ``key_padding_mask`` (the formula's own masking), never pooled and never routed: a text's scores do
+not depend on how much padding its batch adds.
 
 Capsules (Sabour, Frosst, Hinton, "Dynamic Routing Between Capsules", NeurIPS 2017):
 
@@ -26,12 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers.multihead import MultiHeadAttention
+from ..layers.encoder import EncoderLayer
 from .registry import register_model
 
-__all__ = ["TextTransformer", "EncoderLayer", "CapsuleHead", "MeanHead", "squash", "margin_loss", "HEADS"]
+__all__ = ["PAD", "TEXT_HEADS", "TextTransformer", "CapsuleHead", "MaskedMeanHead", "ClsHead", "squash", "margin_loss"]
 
-PAD = 0
+PAD = 0  # the padding id: never attended to, pooled or routed
 HASH_PRIME = 1_000_003
 
 
@@ -48,28 +49,7 @@ def margin_loss(lengths: Tensor, target: Tensor, m_pos: float = 0.9, m_neg: floa
     return loss.sum(-1).mean()
 
 
-class EncoderLayer(nn.Module):
-    """Pre-norm transformer encoder layer (as ``nn.TransformerEncoderLayer(norm_first=True, activation="gelu")``,
-    without its dropout on the attention weights)."""
-
-    def __init__(self, dim: int, heads: int, ffn: int, dropout: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        # no dropout on the attention weights: it would force the unfused math path; dropout acts on the branches
-        self.attn = MultiHeadAttention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, dim))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: Tensor, pad: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
-        """(B, L, D), padding (B, L) True at pads -> (B, L, D), weights (B, heads, L, L) or None."""
-        h = self.norm1(x)
-        a, w = self.attn(h, key_padding_mask=pad, need_weights=need_weights, average_attn_weights=False)
-        x = x + self.drop(a)
-        return x + self.drop(self.ffn(self.norm2(x))), w
-
-
-class MeanHead(nn.Module):
+class MaskedMeanHead(nn.Module):
     """Masked mean of the token features, then a linear layer: logits (B, K)."""
 
     def __init__(self, dim: int, num_classes: int) -> None:
@@ -144,7 +124,7 @@ class CapsuleHead(nn.Module):
         return v.norm(dim=-1)[:, : self.num_classes]
 
 
-HEADS = {"capsule": CapsuleHead, "mean": MeanHead, "cls": ClsHead}
+TEXT_HEADS = {"capsule": CapsuleHead, "mean": MaskedMeanHead, "cls": ClsHead}
 
 
 class TextTransformer(nn.Module):
@@ -155,12 +135,15 @@ class TextTransformer(nn.Module):
         num_classes: outputs.
         dim, depth, heads, ffn: width, layers, attention heads, feed-forward width (default 2·dim).
         max_len: the longest text (positions learned up to it).
-        head: "capsule", "mean" or "cls".
-        bigram_buckets: buckets of the hashed n-gram embeddings (0: none); character bigrams and trigrams carry
-            much of Chinese words' meaning (fastText's n-gram hashing).
-        ngram_order: the longest n-gram hashed (2: bigrams, 3: bigrams and trigrams).
+        head: "capsule", "mean" or "cls" (``TEXT_HEADS``).
+        ngram_buckets: buckets of the hashed n-gram embeddings, one table for every order (0: none); character
+            bigrams and trigrams carry much of Chinese words' meaning (fastText's n-gram hashing).
+        ngram_order: the longest n-gram hashed (2: bigrams, 3: bigrams and trigrams, …).
         dropout: on embeddings, attention and feed-forward.
-        orphan, iterations, primary: the capsule head's orphan class, routing iterations, primary capsules per token.
+        orphan, iterations, capsules: the capsule head's orphan class, routing iterations, primary capsules per
+            token (``CapsuleHead``'s ``primary``).
+
+    The text task's options carry the same names (``--ngram-buckets``, ``--ngram-order``, ``--capsules``).
     """
 
     def __init__(
@@ -174,16 +157,16 @@ class TextTransformer(nn.Module):
         ffn: int | None = None,
         max_len: int = 128,
         head: str = "capsule",
-        bigram_buckets: int = 0,
+        ngram_buckets: int = 0,
         ngram_order: int = 2,
         dropout: float = 0.1,
         orphan: bool = False,
         iterations: int = 3,
-        primary: int = 8,
+        capsules: int = 8,
     ) -> None:
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"head: expected one of {tuple(HEADS)}, got {head!r}")
+        if head not in TEXT_HEADS:
+            raise ValueError(f"head: expected one of {tuple(TEXT_HEADS)}, got {head!r}")
         for name, value in (
             ("vocab_size", vocab_size),
             ("num_classes", num_classes),
@@ -196,16 +179,18 @@ class TextTransformer(nn.Module):
             raise ValueError(f"dim: expected a multiple of heads ({heads}), got {dim}")
         if ngram_order < 2:
             raise ValueError(f"ngram_order: expected an int >= 2, got {ngram_order!r}")
-        self.head_name, self.max_len, self.bigram_buckets, self.ngram_order = head, max_len, bigram_buckets, ngram_order
+        self.max_len, self.ngram_buckets, self.ngram_order = max_len, ngram_buckets, ngram_order
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
-        self.bigram = nn.Embedding(bigram_buckets, dim, padding_idx=0) if bigram_buckets else None
+        # the hashed n-gram table of every order (bigrams, trigrams, …): called ``bigram`` since the first
+        # checkpoints, whose state_dict key ``bigram.weight`` it keeps; bucket 0 is "no n-gram"
+        self.bigram = nn.Embedding(ngram_buckets, dim, padding_idx=0) if ngram_buckets else None
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if head == "cls" else None
         self.pos = nn.Parameter(0.02 * torch.randn(1, max_len + int(head == "cls"), dim))
         self.drop = nn.Dropout(dropout)
         self.layers = nn.ModuleList(EncoderLayer(dim, heads, ffn or 2 * dim, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
-        kwargs = {"orphan": orphan, "iterations": iterations, "primary": primary} if head == "capsule" else {}
-        self.head = HEADS[head](dim, num_classes, **kwargs)
+        kwargs = {"orphan": orphan, "iterations": iterations, "primary": capsules} if head == "capsule" else {}
+        self.head = TEXT_HEADS[head](dim, num_classes, **kwargs)
         nn.init.normal_(self.embed.weight, std=0.02)
         if self.bigram is not None:
             nn.init.normal_(self.bigram.weight, std=0.02)
@@ -219,10 +204,15 @@ class TextTransformer(nn.Module):
             tok = F.pad(ids[:, k:], (0, k), value=PAD)
             h = (h * HASH_PRIME + tok) % 2_147_483_647
             valid = valid & (tok != PAD)
-        return torch.where(valid, h % (self.bigram_buckets - 1) + 1, torch.zeros_like(h))
+        return torch.where(valid, h % (self.ngram_buckets - 1) + 1, torch.zeros_like(h))
 
-    def features(self, ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, list]:
-        """ids (B, L) -> (token features (B, L', D), padding (B, L'), per-layer weights); L' = L (+1 with "cls")."""
+    def describe(self) -> tuple[str, str]:
+        """(head, encoder layers) for ``attnlab list models``."""
+        return type(self.head).__name__, f"{len(self.layers)} layers"
+
+    def embeddings(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """ids (B, L) -> (token + n-gram + position embeddings, dropped out (B, L', D), padding (B, L')): the
+        encoder's input. Texts are cut to ``max_len``; L' = L (+1 with "cls": the class token comes first)."""
         ids = ids[:, : self.max_len]
         pad = ids == PAD
         x = self.embed(ids)
@@ -232,7 +222,12 @@ class TextTransformer(nn.Module):
         if self.cls is not None:
             x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)
             pad = torch.cat([pad.new_zeros(pad.shape[0], 1), pad], dim=1)
-        x = self.drop(x + self.pos[:, : x.shape[1]])
+        return self.drop(x + self.pos[:, : x.shape[1]]), pad
+
+    def features(self, ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, list]:
+        """ids (B, L) -> (token features (B, L', D), padding (B, L'), per-layer weights (B, heads, L', L') or
+        None each); L' = L (+1 with "cls": the class token comes first)."""
+        x, pad = self.embeddings(ids)
         weights = []
         for layer in self.layers:
             x, w = layer(x, pad, need_weights)
@@ -247,5 +242,6 @@ class TextTransformer(nn.Module):
 
 @register_model("text_transformer")
 def text_transformer(**kwargs) -> TextTransformer:
-    """The text classifier; keyword arguments as ``TextTransformer`` (vocab_size and num_classes required)."""
+    """The text classifier; keyword arguments as ``TextTransformer`` (all have defaults: a task passes at least
+    ``vocab_size`` and ``num_classes`` from its data)."""
     return TextTransformer(**kwargs)

@@ -27,15 +27,9 @@ from ..layers.attention_gate import AttentionGate
 from ..layers.registry import get_attention
 from .registry import register_model
 
-__all__ = ["UNet", "DoubleConv", "ResidualBlock", "UPSAMPLES", "predicted_classes"]
+__all__ = ["UNet", "DoubleConv", "ResidualBlock", "UPSAMPLES"]
 
 UPSAMPLES = ("transpose", "bilinear")
-
-
-def predicted_classes(logits: Tensor) -> Tensor:
-    """A U-Net's logits (B, K, H, W) -> class indices (B, H, W): one logit map is the foreground where it is
-    positive (1, else 0); several maps (background first) give their argmax."""
-    return (logits[:, 0] > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
 
 
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
@@ -129,7 +123,6 @@ class UNet(nn.Module):
         cls = get_attention(attention) if isinstance(attention, str) else attention
         block = ResidualBlock if residual else DoubleConv
         self.depth, self.in_chans, self.num_classes = depth, in_chans, num_classes
-        self.attention_name = attention if isinstance(attention, str) else getattr(attention, "__name__", None)
 
         def make(cin: int, cout: int) -> nn.Module:
             return block(cin, cout, None if cls is None else cls(cout, **(attention_kwargs or {})))
@@ -155,6 +148,11 @@ class UNet(nn.Module):
             return x
         mode = "reflect" if ph < h and pw < w else "replicate"
         return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+    def describe(self) -> tuple[str, str]:
+        """(block, channels per level) for ``attnlab list models``."""
+        block = type(self.encoder[0]).__name__ + (" + gates" if self.skip_gates is not None else "")
+        return block, "-".join(str(b.body[0].out_channels) for b in self.encoder)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, in_chans, H, W) -> (B, num_classes, H, W)."""

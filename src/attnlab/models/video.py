@@ -4,7 +4,7 @@
                          -> (B, T, D) -> Linear + GELU to ``dim`` (+ a learned temporal position embedding)
                          -> head over time -> logits (B, K)
 
-Heads (``HEADS``):
+Heads (``TEMPORAL_HEADS``):
 
 - ``mean``: the mean over frames, then a linear layer: the baseline. Order-blind: a clip played backwards
   scores the same.
@@ -37,11 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers.encoder import EncoderLayer
 from ..layers.registry import attention_info
 from .registry import create_model, register_model
-from .text import EncoderLayer
 
-__all__ = ["VideoClassifier", "AttentionPool", "HEADS", "head_parameters", "video_resnet"]
+__all__ = ["VideoClassifier", "AttentionPool", "TemporalMeanHead", "TEMPORAL_HEADS", "head_parameters", "video_resnet"]
 
 
 class AttentionPool(nn.Module):
@@ -58,7 +58,7 @@ class AttentionPool(nn.Module):
         return (weights.unsqueeze(-1) * h).sum(1)
 
 
-class MeanHead(nn.Module):
+class TemporalMeanHead(nn.Module):
     """The mean over frames; the uniform weights 1/T pass through ``gate`` too (for the pictures)."""
 
     positional = False
@@ -136,8 +136,8 @@ class ClustersHead(nn.Module):
         return v.flatten(1)
 
 
-HEADS: dict[str, type[nn.Module]] = {
-    "mean": MeanHead,
+TEMPORAL_HEADS: dict[str, type[nn.Module]] = {
+    "mean": TemporalMeanHead,
     "attention": AttentionHead,
     "transformer": TransformerHead,
     "lstm_attention": LSTMAttentionHead,
@@ -147,7 +147,7 @@ HEADS: dict[str, type[nn.Module]] = {
 
 def head_parameters(head: str) -> tuple[str, ...]:
     """The keywords head ``head`` takes besides its width (what ``head_kwargs`` may hold)."""
-    return tuple(p for p in inspect.signature(HEADS[head]).parameters if p != "dim")
+    return tuple(p for p in inspect.signature(TEMPORAL_HEADS[head]).parameters if p != "dim")
 
 
 class VideoClassifier(nn.Module):
@@ -157,7 +157,7 @@ class VideoClassifier(nn.Module):
         backbone: an attnlab ``ResNet`` (its ``fc`` is replaced by an identity).
         num_classes: K.
         num_frames: T, the clip length the position embedding (and temporal modules in the backbone) expect.
-        head: a name in ``HEADS``.
+        head: a name in ``TEMPORAL_HEADS``.
         dim: width of the head.
         positions: add a learned temporal position embedding before the order-free heads.
         freeze_backbone: keep the backbone fixed (transfer learning with a frozen feature extractor).
@@ -179,16 +179,16 @@ class VideoClassifier(nn.Module):
         head_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
-        if head not in HEADS:
-            raise ValueError(f"head: expected one of {sorted(HEADS)}, got {head!r}")
+        if head not in TEMPORAL_HEADS:
+            raise ValueError(f"head: expected one of {sorted(TEMPORAL_HEADS)}, got {head!r}")
         if num_frames < 1:
             raise ValueError(f"num_frames: expected a positive int, got {num_frames}")
-        self.num_frames, self.head_name = num_frames, head
+        self.num_frames = num_frames
         self.backbone = backbone
         features = backbone.fc.in_features
         backbone.fc = nn.Identity()
         self.proj = nn.Sequential(nn.Linear(features, dim), nn.GELU())
-        self.head = HEADS[head](dim, **(head_kwargs or {}))
+        self.head = TEMPORAL_HEADS[head](dim, **(head_kwargs or {}))
         self.position = None
         if positions and self.head.positional:
             self.position = nn.Parameter(torch.zeros(num_frames, dim))
@@ -217,6 +217,10 @@ class VideoClassifier(nn.Module):
             f = self.backbone.forward_features(frames).mean((-2, -1))  # (B·T, D)
         h = self.proj(f.view(B, T, -1))
         return h if self.position is None else h + self.position
+
+    def describe(self) -> tuple[str, str]:
+        """(temporal head, frame backbone) for ``attnlab list models``."""
+        return type(self.head).__name__, f"frames: {type(self.backbone).__name__}"
 
     def forward(self, clips: Tensor) -> Tensor:
         """(B, T, C, H, W) -> logits (B, num_classes)."""

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from matplotlib.figure import Figure
 
 from ..formula import ScalingRow
 
-__all__ = ["plot_scaling", "save_figure"]
+__all__ = ["plot_scaling", "save_figure", "show_image"]
+
+
+def show_image(ax, x, mean, std) -> None:
+    """A normalized image (C, H, W) drawn on ``ax``, brought back to [0, 1] by ``mean`` / ``std``."""
+    img = x.detach().cpu().float() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]
+    img = img.clamp(0, 1).permute(1, 2, 0).numpy()  # matplotlib takes arrays, not tensors
+    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None, vmin=0, vmax=1)
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:

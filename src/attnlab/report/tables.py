@@ -1,11 +1,17 @@
-"""Rows of results as CSV text (comparison tables, predictions)."""
+"""Rows of results as CSV text (comparison tables, predictions), and the name of the throughput column."""
 
 from __future__ import annotations
 
 import csv
 import io
 
-__all__ = ["csv_text"]
+__all__ = ["csv_text", "rate_key"]
+
+
+def rate_key(unit: str) -> str:
+    """The key of the training throughput in an epoch's record, the summary and a comparison's rows:
+    ``images_per_s``."""
+    return f"{unit}_per_s"
 
 
 def csv_text(rows: list[dict]) -> str:

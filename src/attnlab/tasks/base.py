@@ -1,18 +1,20 @@
-"""The Task seam: what a task (classification, segmentation, …) tells the engine, and the task registry.
+"""The Task seam: what a task (classification, segmentation, …) tells the engine and the command line.
 
-A task is a plain registered object, not an ``nn.Module``: it owns no optimizer and never changes
-``model.forward`` (export, timm interop and ``torch.compile`` rely on plain forwards). It says
+A task is a plain object bound to its options (not an ``nn.Module``: it owns no optimizer and never changes
+``model.forward``; export, timm interop and ``torch.compile`` rely on plain forwards). It has two faces:
 
-- its options (a dataclass: model, data, …) and its recipe defaults (epochs, lr, … of the engine's recipe);
-- how to build the data (train and test splits, a ``collate_fn`` where batches need one, and a JSON-able
-  ``meta`` saved with the run: classes, transforms, … so a run's model rebuilds without its data);
-- how to build the model from (options, meta), an example input (FLOPs, export, latency), and how a batch
-  goes to the device (``(inputs, target)``; channels_last only for 4-D images);
-- the loss, a metric whose state is one tensor of sums (so DDP reduces it with one all-reduce), and which
-  metric decides the best checkpoint, in which direction.
+- ``Task``, what the **engine** calls: the data (one ``TaskData`` from the task's ``DataSets`` registry), the
+  model, an example input, the training and the evaluation forward (two methods), one loss used for training
+  and evaluation, a metric whose state is one tensor of sums (DDP reduces it with one all-reduce), the
+  monitored metric and its direction, and which metrics are fractions (shown in percent);
+- ``TaskCLI``, what the **command line** calls: the task's own ``predict`` flags, predict, visualize and the
+  tables of ``attnlab eval``.
 
-The engine keeps everything every task shares: the recipe, the run folder, checkpoints, exact resume,
-DDP, progress, curves, compare. It never names a task.
+A task's options are a dataclass of ``option`` fields: the CLI makes one flag per field for that task alone
+(two tasks may use one name with other types, choices and help). ``meta`` is what the data says about itself
+(classes, channels, transforms: JSON, saved with the run), from which the model and predict rebuild without
+the data. The engine keeps everything every task shares: the recipe, the run folder, checkpoints, exact
+resume, DDP, progress, curves, compare. It never names a task.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -31,17 +33,24 @@ from .._names import Registry
 
 __all__ = [
     "TASKS",
+    "DataSets",
     "Metric",
+    "Prerequisite",
+    "RunSource",
     "Task",
+    "TaskCLI",
     "TaskData",
+    "check_at_least",
     "get_task",
     "list_tasks",
+    "none_if_blank",
     "option",
     "options_from_dict",
     "register_task",
 ]
 
 
+# -- options ----------------------------------------------------------------------------------------------------
 def option(default: Any, help: str, *, choices: Sequence[str] | None = None, flag: str | None = None) -> Any:
     """A task option: a dataclass field whose metadata gives the CLI its help and choices.
 
@@ -49,6 +58,11 @@ def option(default: Any, help: str, *, choices: Sequence[str] | None = None, fla
     """
     meta = {"help": help, "choices": tuple(choices) if choices else None, "flag": flag}
     return field(default=default, metadata=meta)
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line spelling of an option field: ``--field-name`` unless the option names its own."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 def options_from_dict(cls: type, values: dict, *, task: str) -> Any:
@@ -60,12 +74,27 @@ def options_from_dict(cls: type, values: dict, *, task: str) -> Any:
     return cls(**values)
 
 
+def none_if_blank(value: str | None) -> str | None:
+    """``"none"`` or ``""`` (as typed on a command line or in a config file) -> None."""
+    return None if value in ("none", "") else value
+
+
+def check_at_least(options: Any, lows: dict[str, float]) -> None:
+    """Refuse option values below their minimum, naming the flag: ``check_at_least(self, {"width": 2})``."""
+    flags = {f.name: flag_of(f) for f in dataclasses.fields(options)}
+    for name, low in lows.items():
+        value = getattr(options, name)
+        if value < low:
+            raise ValueError(f"{flags[name]}: expected {type(value).__name__} >= {low}, got {value!r}")
+
+
+# -- data -------------------------------------------------------------------------------------------------------
 @dataclass
 class TaskData:
     """A task's data: train and test splits, the batch ``collate_fn`` (None: torch's default), ``meta``,
-    JSON-able facts saved with the run (classes, transforms, …) from which the model and predict rebuild, and
-    ``source``, the task's own view of the data (raw texts, …) for its baselines and pictures. With
-    ``lengths``, the engine batches training samples of similar length together."""
+    JSON-able facts saved with the run (classes, transforms, ``notes`` printed at the start, …) from which the
+    model and predict rebuild, and ``source``, the data set's own view of itself (raw texts, clips, …) for the
+    task's baselines and pictures. With ``lengths``, the engine batches training samples of similar length."""
 
     train: Dataset
     test: Dataset
@@ -75,6 +104,21 @@ class TaskData:
     lengths: Sequence[int] | None = None  # per training sample: batches of similar lengths (less padding)
 
 
+class DataSets(Registry[Callable[..., TaskData]]):
+    """A task's data sets, one shape for every task: ``builder(options, *, download) -> TaskData``.
+
+    @CLASSIFY_DATA.register("mnist5k")
+    def mnist5k(options: ClassifyOptions, *, download: bool = False) -> TaskData: ...
+    """
+
+    def __init__(self, task: str) -> None:
+        super().__init__(f"--data ({task})", f"attnlab train --task {task} --help")
+
+    def build(self, name: str, options: Any, *, download: bool = False) -> TaskData:
+        return self.get(name)(options, download=download)
+
+
+# -- metrics ----------------------------------------------------------------------------------------------------
 class Metric:
     """Metric state as one float64 tensor of sums: ``update`` adds to ``sums``, DDP all-reduces it once,
     ``compute`` turns the sums into named values.
@@ -86,48 +130,103 @@ class Metric:
     def __init__(self, size: int) -> None:
         self.sums = torch.zeros(size, dtype=torch.float64)
 
-    def update(self, output: Any, target: Any, loss: Tensor | None) -> None:
-        """Add a batch; ``loss`` is the batch's training loss (the mean), None in evaluation."""
+    def update(self, output: Any, target: Any, loss: Tensor) -> None:
+        """Add a batch; ``loss`` is the task's loss of the batch (its mean), in training and in evaluation."""
         raise NotImplementedError
 
     def compute(self) -> tuple[dict[str, float], dict]:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Prerequisite:
+    """A run another run needs (the run it transfers from): trained first, into ``folder``, when it is missing."""
+
+    folder: Path
+    task: str
+    values: dict  # recipe fields and options over that task's defaults
+    why: str  # one line for the log: why this run is made
+
+
+class RunSource(Protocol):
+    """Another run folder, as the engine reads it for a task that transfers from it (``Task.runs``)."""
+
+    def config(self, path: str | Path) -> dict:
+        """Its config.json (task, recipe, options); FileNotFoundError naming the file when it is no run."""
+
+    def meta(self, path: str | Path) -> dict:
+        """Its data meta, as its run resolved it (classes, stem, …)."""
+
+    def weights(self, path: str | Path) -> dict[str, Tensor]:
+        """Its model's state dict (best checkpoint, else last)."""
+
+
+# -- the engine's face ------------------------------------------------------------------------------------------
 class Task:
-    """The base every task extends; see the module docstring. Subclasses set the class attributes."""
+    """What the engine calls; a task subclasses it and sets the class attributes.
+
+    ``task = TaskClass(options)``; the engine sets ``task.meta`` from the built data (or from a saved run) before
+    it asks for the model, and ``task.runs`` when the task may read other runs (transfer learning).
+    """
 
     name: ClassVar[str]
     Options: ClassVar[type]  # a dataclass of ``option`` fields
+    CLI: ClassVar[type[TaskCLI]]  # the command line's face (set below: TaskCLI)
     recipe: ClassVar[dict] = {}  # the engine's recipe defaults for this task (epochs, lr, …)
     monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")  # (metric, "max" | "min") for best.safetensors
     unit: ClassVar[str] = "samples"  # what one sample is, for throughput: images, texts, clips
     description: ClassVar[str] = ""
     eval_batch_size: ClassVar[int] = 256
     default_vary: ClassVar[dict[str, list[str]]] = {}  # what ``attnlab compare`` varies when not told
+    renamed: ClassVar[dict[str, str]] = {}  # old option name -> new: run folders from before a rename still load
 
-    # -- data and model -------------------------------------------------------------------------------------
-    def check_names(self, options: Any) -> None:
+    def __init__(self, options: Any, *, meta: dict | None = None, runs: RunSource | None = None) -> None:
+        self.options = options
+        self._meta = meta
+        self.runs = runs
+
+    @property
+    def meta(self) -> dict:
+        if self._meta is None:
+            raise RuntimeError(f"task {self.name!r}: no data meta yet (build_data first, or load a run)")
+        return self._meta
+
+    @meta.setter
+    def meta(self, meta: dict) -> None:
+        self._meta = meta
+
+    @classmethod
+    def is_fraction(cls, metric: str) -> bool:
+        """Whether a metric (``acc``, ``val_dice``, …) is a fraction, shown in percent. Every metric but the loss
+        by default."""
+        return metric.removeprefix("val_").removeprefix("train_") != "loss"
+
+    # -- data and model -----------------------------------------------------------------------------------------
+    def check_names(self) -> None:
         """Refuse unknown names among the options (model, data, …) before anything is built or written."""
 
-    def build_data(self, options: Any, *, download: bool = False) -> TaskData:
+    def build_data(self, *, download: bool = False) -> TaskData:
         raise NotImplementedError
 
-    def build_model(self, options: Any, meta: dict) -> nn.Module:
+    def build_model(self) -> nn.Module:
+        """The model for ``self.options`` and ``self.meta``."""
         raise NotImplementedError
 
-    def example_input(self, options: Any, meta: dict, batch: int = 1) -> tuple[Tensor, ...]:
+    def example_input(self, batch: int = 1) -> tuple[Tensor, ...]:
         """Inputs of one forward pass (FLOPs, export, latency)."""
         raise NotImplementedError
 
-    def initialize(self, model: nn.Module, options: Any, meta: dict, read_run: Callable) -> list[str]:
-        """Initial weights of a fresh run (never on ``--resume`` nor when a run is loaded): transfer learning.
-
-        ``read_run(path)`` returns another run folder's (config dict, model state dict). Returns lines to print
-        (which keys were loaded, which were left at init). Nothing by default."""
+    def prerequisites(self) -> list[Prerequisite]:
+        """Runs to train before this one when they are missing (the engine makes them and says so). None by
+        default."""
         return []
 
-    def lr_scale(self, name: str, options: Any) -> float:
+    def initialize(self, model: nn.Module) -> list[str]:
+        """Initial weights of a fresh run (never on ``--resume`` nor when a run is loaded): transfer learning,
+        reading other runs through ``self.runs``. Returns lines to print. Nothing by default."""
+        return []
+
+    def lr_scale(self, name: str) -> float:
         """The factor on the learning rate of parameter ``name`` (a smaller one for a transferred backbone)."""
         return 1.0
 
@@ -140,41 +239,66 @@ class Task:
         x, y = batch
         return (x.to(device, non_blocking=True),), y.to(device, non_blocking=True)
 
-    def forward(self, model: nn.Module, inputs: tuple[Tensor, ...], options: Any, *, training: bool) -> Any:
-        """The model's output for a batch (a task may evaluate differently, e.g. tile a whole image)."""
+    def forward_train(self, model: nn.Module, inputs: tuple[Tensor, ...]) -> Any:
+        """The model's output for a training batch."""
         return model(*inputs)
 
-    # -- loss and metrics -----------------------------------------------------------------------------------
-    def loss(self, output: Any, target: Any, options: Any) -> Tensor:
+    def forward_eval(self, model: nn.Module, inputs: tuple[Tensor, ...]) -> Any:
+        """The model's output for an evaluation batch (a task may evaluate otherwise, e.g. tile whole images)."""
+        return model(*inputs)
+
+    # -- loss and metrics ---------------------------------------------------------------------------------------
+    def loss(self, output: Any, target: Any) -> Tensor:
+        """The batch's loss (a mean); the engine trains on it and reports it in evaluation."""
         raise NotImplementedError
 
-    def metric(self, options: Any, meta: dict, *, training: bool) -> Metric:
+    def eval_loss(self, output: Any, target: Any) -> Tensor:
+        """``loss`` on ``forward_eval``'s output: the same loss unless that output has another form."""
+        return self.loss(output, target)
+
+    def metric(self, *, training: bool) -> Metric:
         raise NotImplementedError
 
-    def baselines(self, options: Any, data: TaskData) -> dict[str, dict[str, float]]:
+    def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
         """Classical baselines measured on the same test split: name -> the same ``val_*`` metrics as the model
         (summary.json and ``compare`` show them beside the network). None by default."""
         return {}
 
-    # -- what a run is called and shows -----------------------------------------------------------------------
-    def title(self, options: Any) -> str:
+    # -- what a run is called -----------------------------------------------------------------------------------
+    def title(self) -> str:
         """One line naming the run: model, attention, data."""
-        return f"{self.name}: {options}"
+        return f"{self.name}: {self.options}"
 
-    def default_out(self, options: Any) -> Path:
+    def default_out(self) -> Path:
         return Path("runs") / self.name
 
-    # -- predict and visualize: what the commands of the same names read and write ----------------------------
-    def predict(self, model: nn.Module, options: Any, meta: dict, inputs: list[str], args: Any) -> list[dict]:
-        """One row per input (file or text), each with an ``input`` key and an ``error`` key when it failed."""
-        raise NotImplementedError(f"task {self.name!r} has no predict yet")
+    def export_dynamic(self) -> dict[int, dict[int, str]] | None:
+        """Dimensions of the example input that stay free in an export (None: the batch of every input)."""
+        return None
 
-    def add_predict_arguments(self, parser: Any) -> None:
-        """Extra ``attnlab predict`` arguments this task reads (none by default)."""
 
-    def predict_reads_no_files(self, args: Any) -> bool:
+# -- the command line's face ------------------------------------------------------------------------------------
+class TaskCLI:
+    """What the command line calls for a task: its own ``predict`` flags, predict, visualize, eval's tables.
+
+    Built around a task bound to a loaded run (``TaskCLI(task)``); ``predict`` reads only the flags that
+    ``add_predict_arguments`` declared.
+    """
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    @classmethod
+    def add_predict_arguments(cls, parser: Any) -> None:
+        """This task's own ``attnlab predict`` flags (none by default)."""
+
+    def reads_no_files(self, args: Any) -> bool:
         """Whether ``predict`` has inputs other than files (``--text``), so no file is needed."""
         return False
+
+    def predict(self, model: nn.Module, inputs: list[str], args: Any) -> list[dict]:
+        """One row per input (file or text), each with an ``input`` key and an ``error`` key when it failed."""
+        raise ValueError(f"task {self.task.name!r} has no predict")
 
     def format_prediction(self, row: dict) -> str:
         """One printed line per input."""
@@ -184,28 +308,26 @@ class Task:
         """A row of ``predict --out FILE.csv``."""
         return dict(row)
 
-    def export_dynamic(self) -> dict[int, dict[int, str]] | None:
-        """Dimensions of the example input that stay free in an export (None: the batch of every input)."""
-        return None
+    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int) -> Path:
+        raise ValueError(f"task {self.task.name!r} draws nothing (no visualize)")
 
-    def visualize(self, model: nn.Module, options: Any, meta: dict, data: TaskData, out: Path, count: int) -> Path:
-        raise NotImplementedError(f"task {self.name!r} has no visualize yet")
-
-    def eval_details(self, details: dict, meta: dict) -> list[tuple[str, dict[str, str]]]:
+    def eval_details(self, details: dict) -> list[tuple[str, dict[str, str]]]:
         """Tables (title, {row: value}) that ``attnlab eval`` prints after the scalars (none by default)."""
         return []
 
 
-TASKS: Registry[Task] = Registry("task", "attnlab train --help", describe=lambda task: type(task).__qualname__)
+Task.CLI = TaskCLI
+
+TASKS: Registry[type[Task]] = Registry("task", "attnlab list tasks")
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: register one instance of ``cls`` under ``cls.name``."""
-    TASKS.add(cls.name, cls())
+    """Class decorator: register a task class under ``cls.name``."""
+    TASKS.add(cls.name, cls)
     return cls
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str) -> type[Task]:
     return TASKS.get(name)
 
 

@@ -4,7 +4,6 @@ per-class accuracy and confusion matrix, each as sums that DDP reduces with one 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Metric
@@ -24,7 +23,7 @@ class TrainAccuracy(Metric):
     def __init__(self) -> None:
         super().__init__(2)
 
-    def update(self, output: Tensor, target: Tensor, loss: Tensor | None) -> None:
+    def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
         self.sums += torch.tensor([(output.argmax(1) == target).sum().item(), target.shape[0]], dtype=torch.float64)
 
     def compute(self) -> tuple[dict[str, float], dict]:
@@ -33,19 +32,18 @@ class TrainAccuracy(Metric):
 
 
 class ClassificationMetrics(Metric):
-    """Cross-entropy (no smoothing), top-1, top-5, per-class accuracy and the confusion matrix
-    (rows: true, columns: predicted). Sums: (loss·n, top-5 correct, n, confusion K×K)."""
+    """The task's loss, top-1, top-5, per-class accuracy and the confusion matrix (rows: true, columns:
+    predicted). Sums: (loss·n, top-5 correct, n, confusion K×K)."""
 
     def __init__(self, num_classes: int) -> None:
         super().__init__(3 + num_classes**2)
         self.k = num_classes
 
-    def update(self, output: Tensor, target: Tensor, loss: Tensor | None) -> None:
-        logits = output.float()
+    def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
+        logits, n = output.float(), target.shape[0]
         k = self.k
-        ce = F.cross_entropy(logits, target, reduction="sum")
         top5 = (logits.topk(min(5, k), dim=1).indices == target[:, None]).any(dim=1).sum()
-        self.sums[:3] += torch.tensor([ce.item(), top5.item(), target.shape[0]], dtype=torch.float64)
+        self.sums[:3] += torch.tensor([loss.item() * n, top5.item(), n], dtype=torch.float64)
         self.sums[3:] += confusion_matrix(logits.argmax(1), target, k).flatten()
 
     def compute(self) -> tuple[dict[str, float], dict]:

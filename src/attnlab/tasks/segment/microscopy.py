@@ -34,7 +34,7 @@ def normalize_percentiles(image: np.ndarray, low: float = 1.0, high: float = 99.
 
 
 def illumination_gradient(image: np.ndarray, start: float = 0.25, end: float = 1.0) -> np.ndarray:
-    """Intensities × a left-to-right ramp from ``start`` to ``end`` (the issue's test: ×0.25 → ×1)."""
+    """Intensities × a left-to-right ramp from ``start`` to ``end`` (the ``gradient`` test condition: ×0.25 → ×1)."""
     ramp = np.linspace(start, end, image.shape[-1], dtype=np.float64)
     return image.astype(np.float64) * ramp
 

@@ -3,18 +3,17 @@ false positives, false negatives in three colours), and the attention gates' map
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from ..models.tiling import tiled_logits
-from ..models.unet import predicted_classes
-from .maps import capture_gates
-from .plots import save_figure
+from ...models.tiling import tiled_logits
+from ...report.maps import capture_gates
+from ...report.plots import save_figure
 
 __all__ = ["error_overlay", "plot_segmentation"]
 
@@ -31,18 +30,30 @@ def error_overlay(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 
 def plot_segmentation(
-    model: nn.Module, images: Tensor, labels: Tensor, conditions: list[str], options: Any, path: str | Path, title: str
+    model: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    conditions: list[str],
+    *,
+    predict: Callable[[Tensor], Tensor],
+    tile: int,
+    overlap: int,
+    path: str | Path,
+    title: str,
 ) -> Path:
-    """Rows: test conditions. Columns: image, errors overlaid on the image, one gate map per U-Net level. With
-    several classes the errors are those of the foreground (every class against the background)."""
+    """Rows: test conditions. Columns: image, errors overlaid on the image, one gate map per U-Net level.
+
+    ``images`` (K, C, H, W) under the K ``conditions``, ``labels`` (H, W); ``predict``: logits -> class indices
+    (the label scheme's), on logits of tiles of side ``tile`` overlapping by ``overlap``. With several classes
+    the errors are those of the foreground (every class against the background)."""
     model.eval()
     true = (labels > 0).numpy()
     rows = []
     for c, name in enumerate(conditions):
         x = images[c : c + 1]
         with torch.no_grad(), capture_gates(model) as maps:
-            pred = (predicted_classes(tiled_logits(model, x, options.tile, options.overlap))[0] > 0).numpy()
-        if x.shape[-1] > options.tile or x.shape[-2] > options.tile:  # tiles: take the gates of one whole pass
+            pred = (predict(tiled_logits(model, x, tile, overlap))[0] > 0).numpy()
+        if x.shape[-1] > tile or x.shape[-2] > tile:  # tiles: take the gates of one whole pass
             with torch.no_grad(), capture_gates(model) as maps:
                 model(x)
         gates = {k: v[0, 0].float().numpy() for k, v in maps.items() if v.dim() == 4 and v.shape[1] == 1}

@@ -1,4 +1,5 @@
-"""The visualization grid: inputs with labels, the spatial attention maps, channel weights, Grad-CAM."""
+"""The classify task's picture: inputs with labels, the spatial attention maps per ResNet stage, channel
+weights, Grad-CAM."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from .maps import capture_gates, channel_weights, grad_cam, spatial_maps
-from .plots import save_figure
+from ...report.maps import capture_gates, channel_weights, grad_cam, spatial_maps
+from ...report.plots import save_figure
+from ...report.plots import show_image as _show_image
 
 __all__ = ["last_per_stage", "plot_attention_grid"]
 
@@ -39,12 +41,6 @@ def _cam_layer(model: nn.Module, x: Tensor) -> str:
         for h in handles:
             h.remove()
     return next((n for n in names if min(shapes[n][-2:]) >= 2), "layer1")
-
-
-def _show_image(ax, x: Tensor, mean, std) -> None:
-    img = x.detach().cpu() * torch.tensor(std)[:, None, None] + torch.tensor(mean)[:, None, None]
-    img = img.clamp(0, 1).permute(1, 2, 0).numpy()  # matplotlib takes arrays, not tensors
-    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
 
 
 def plot_attention_grid(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["THRESHOLDS", "split_instances", "match_counts", "otsu_foreground", "multi_otsu_classes", "f1_scores"]
+__all__ = ["THRESHOLDS", "split_instances", "match_counts", "f1_scores"]
 
 THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, …, 0.95
 
@@ -77,20 +77,3 @@ def f1_scores(counts: np.ndarray) -> np.ndarray:
     tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
     denom = 2 * tp + fp + fn
     return np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 1.0)
-
-
-def otsu_foreground(image: np.ndarray) -> np.ndarray:
-    """The classical baseline: pixels above Otsu's threshold (scikit-image) of a (C, H, W) image's mean."""
-    from skimage.filters import threshold_otsu
-
-    gray = image.mean(axis=0) if image.ndim == 3 else image
-    return gray > threshold_otsu(gray)
-
-
-def multi_otsu_classes(image: np.ndarray, classes: int) -> np.ndarray:
-    """The classical baseline for ``classes`` classes and the background: multi-Otsu's ``classes`` thresholds
-    (scikit-image) of a (C, H, W) image's mean; class k the k-th band of brightness (0, the darkest, background)."""
-    from skimage.filters import threshold_multiotsu
-
-    gray = image.mean(axis=0)
-    return np.digitize(gray, threshold_multiotsu(gray, classes=classes + 1)).astype(np.int64)

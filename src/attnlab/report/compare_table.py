@@ -1,0 +1,69 @@
+"""A comparison's table as Markdown (``attnlab compare``'s results.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .tables import rate_key
+
+__all__ = ["comparison_markdown"]
+
+
+def _cell(row: dict, key: str, scale: float) -> str:
+    value, std = row.get(key), row.get(f"{key}_std", 0.0)
+    if value is None or value != value:  # NaN: not measured for this row
+        return "—"
+    return f"{scale * value:.2f} ± {scale * std:.2f}" if row["runs"] > 1 else f"{scale * value:.2f}"
+
+
+def comparison_markdown(
+    rows: list[dict],
+    *,
+    title: str,
+    recipe: Any,
+    seeds: list[int],
+    fields: list[str],
+    is_fraction: Callable[[str], bool],
+) -> str:
+    """A comparison's rows (``engine.compare.aggregate``) as Markdown: the varied fields, the monitored metric
+    (mean ± std), cost; then every final metric of each row (baselines included), fractions in percent."""
+    r0 = rows[0]
+    monitor, unit = r0["monitor"], r0["unit"]
+    rate = "train_" + rate_key(unit)
+    scale = 100 if is_fraction(monitor) else 1
+    shown = f"{monitor} (%)" if scale == 100 else monitor
+    lines = [
+        f"# {title}: {', '.join(fields)} compared",
+        "",
+        f"One recipe for all: {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr}, "
+        f"{recipe.schedule} schedule, weight decay {recipe.weight_decay}; seeds {', '.join(map(str, seeds))}. "
+        f"{monitor}: final epoch, mean ± std over seeds; best: the best epoch's, mean. Latency: CPU, batch 1. "
+        "Baselines are measured on the same test split.",
+        "",
+        f"| {' | '.join(fields)} | {shown} | best | params | GFLOPs | train {unit}/s | latency (ms) |",
+        "|" + "---|" * len(fields) + "---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        values = " | ".join(str(r[f]) for f in fields) if r["runs"] else r["variant"] + " |" * (len(fields) - 1)
+        cost = (
+            f"{r['params']:,} | {r['gflops']:.3f} | {r[rate]:.0f} | {r['latency_ms']:.2f}"
+            if r["runs"]
+            else "— | — | — | —"
+        )
+        final = _cell({**r, "final_mean_std": r["final_std"]}, "final_mean", scale)
+        lines.append(f"| {values} | {final} | {scale * r['best_mean']:.2f} | {cost} |")
+    metrics = [k for k in r0 if k.startswith("val_") and not k.endswith("_std")]
+    if metrics:
+        lines += [
+            "",
+            "Every final metric (mean ± std over seeds; fractions in %):",
+            "",
+            f"| {' | '.join(fields)} | " + " | ".join(m.removeprefix("val_") for m in metrics) + " |",
+            "|" + "---|" * len(fields) + "---:|" * len(metrics),
+        ]
+        for r in rows:
+            values = " | ".join(str(r[f]) for f in fields) if r["runs"] else r["variant"] + " |" * (len(fields) - 1)
+            cells = " | ".join(_cell(r, m, 100 if is_fraction(m) else 1) for m in metrics)
+            lines.append(f"| {values} | {cells} |")
+    return "\n".join(lines) + "\n"

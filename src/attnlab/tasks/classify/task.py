@@ -1,0 +1,135 @@
+"""Image classification: a ResNet (or any registered model) with attention, on one of the task's data sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ...data.images import eval_transform, read_image
+from ...layers.registry import attention_info
+from ...models.registry import create_model, get_model_builder
+from ...models.resnet import STEMS
+from ..base import Metric, Task, TaskData, none_if_blank, option, register_task
+from ..metrics import ClassificationMetrics, TrainAccuracy
+from ..top_classes import TopClassesCLI, add_top_argument, top_classes
+from .data import CLASSIFY_DATA
+
+__all__ = ["Classify", "ClassifyCLI", "ClassifyOptions"]
+
+SMALL_STEM = 64  # images up to this side keep their resolution with CIFAR's stem; larger ones take ImageNet's
+
+
+@dataclass
+class ClassifyOptions:
+    model: str = option("resnet18", "a registered model (attnlab list models)")
+    attention: str | None = option("cbam", "a registered attention (attnlab list attentions), or none")
+    data: str = option("mnist5k", f"the data set: {', '.join(CLASSIFY_DATA.names())}")
+    data_dir: str | None = option(None, "folder of the data set (cifar*, imagefolder)")
+    stem: str | None = option(None, "ResNet stem (default: the data's; CIFAR's up to 64 px)", choices=STEMS)
+    image_size: int | None = option(None, "imagefolder: side of the training images (default: measured)")
+    hflip: bool | None = option(None, "random horizontal flips in training (default: the data set's; off for digits)")
+    label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
+
+    def __post_init__(self) -> None:
+        self.attention = none_if_blank(self.attention)
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"--label-smoothing: expected a number in [0, 1), got {self.label_smoothing!r}")
+
+
+class ClassifyCLI(TopClassesCLI):
+    """predict: the top classes of each image file; visualize: attention maps and Grad-CAM."""
+
+    @classmethod
+    def add_predict_arguments(cls, parser: Any) -> None:
+        add_top_argument(parser, "images")
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, inputs: list[str], args: Any) -> list[dict]:
+        meta = self.task.meta
+        transform = eval_transform(meta["image_size"], meta["mean"], meta["std"], resize=meta["resize"])
+        rows = []
+        for path in inputs:
+            try:
+                x = transform(read_image(path, meta["in_chans"]))
+            except ValueError as e:
+                rows.append({"input": path, "error": str(e)})
+                continue
+            rows.append({"input": path, "top": top_classes(model(x[None])[0], meta["classes"], args.top)})
+        return rows
+
+    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int) -> Path:
+        from .pictures import plot_attention_grid
+
+        meta = self.task.meta
+        items = [data.test[i] for i in range(min(count, len(data.test)))]
+        x = torch.stack([x for x, _ in items])
+        labels = torch.tensor([y for _, y in items])
+        title = self.task.title()
+        return plot_attention_grid(model, x, labels, meta["classes"], meta["mean"], meta["std"], out, title)
+
+
+@register_task
+class Classify(Task):
+    """Image classification; the recipe defaults are the default run's (ResNet18 + CBAM on mnist5k, CPU)."""
+
+    name = "classify"
+    Options = ClassifyOptions
+    CLI = ClassifyCLI
+    recipe = {"epochs": 15, "batch_size": 256, "lr": 0.2, "optimizer": "sgd", "weight_decay": 5e-4}
+    monitor = ("val_acc", "max")
+    unit = "images"
+    description = "image classification: ResNets with attention (default ResNet18 + CBAM on mnist5k)"
+    default_vary = {"attention": ["none", "se", "eca", "cbam"]}
+    options: ClassifyOptions
+
+    def check_names(self) -> None:
+        get_model_builder(self.options.model)
+        if self.options.attention is not None:
+            attention_info(self.options.attention)
+        CLASSIFY_DATA.get(self.options.data)
+
+    def build_data(self, *, download: bool = False) -> TaskData:
+        data = CLASSIFY_DATA.build(self.options.data, self.options, download=download)
+        # the data set's own stem where it has one, else CIFAR's up to 64 px (keeps their resolution), ImageNet's
+        data.meta.setdefault("stem", "cifar" if data.meta["image_size"] <= SMALL_STEM else "imagenet")
+        return data
+
+    def build_model(self) -> nn.Module:
+        meta = self.meta
+        return create_model(
+            self.options.model,
+            num_classes=len(meta["classes"]),
+            attention=self.options.attention,
+            stem=self.options.stem or meta["stem"],
+            in_chans=meta["in_chans"],
+        )
+
+    def example_input(self, batch: int = 1) -> tuple[Tensor, ...]:
+        size = self.meta["image_size"]
+        return (torch.zeros(batch, self.meta["in_chans"], size, size),)
+
+    def prepare_model(self, model: nn.Module, device: torch.device) -> nn.Module:
+        return model.to(device, memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
+
+    def to_device(self, batch: Any, device: torch.device) -> tuple[tuple[Tensor, ...], Tensor]:
+        x, y = batch
+        return (x.to(device, non_blocking=True, memory_format=torch.channels_last),), y.to(device, non_blocking=True)
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(output, target, label_smoothing=self.options.label_smoothing)
+
+    def metric(self, *, training: bool) -> Metric:
+        return TrainAccuracy() if training else ClassificationMetrics(len(self.meta["classes"]))
+
+    def title(self) -> str:
+        o = self.options
+        return f"{o.model} + {o.attention or 'none'} on {o.data}"
+
+    def default_out(self) -> Path:
+        o = self.options
+        return Path("runs") / f"{o.model}-{o.attention or 'none'}-{o.data}"

@@ -1,0 +1,74 @@
+"""videofolder: the user's videos, ``train/<class>/*.mp4|avi|webm|mkv|mov`` and ``val/<class>/…`` (UCF101's and
+HMDB51's layout once split), decoded with PyAV at access.
+
+T frames per clip: in training one random frame from each of T equal segments (TSN's sparse sampling, Wang et
+al., ECCV 2016), in evaluation the middle frame of each segment. A video with fewer than T frames repeats frames
+(said in a warning); one PyAV cannot decode, or with no frame, is named in a warning and skipped; a class folder
+with no readable video is an error.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ...data.images import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from ...data.video import frame_indices, read_video
+
+__all__ = ["VIDEO_SUFFIXES", "VideoFolder", "scan_split"]
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov")
+
+
+class VideoFolder(Dataset):
+    """(path, label) items -> (clip (T, 3, S, S) float, ImageNet-normalized, label); decoded at access, T frames
+    sampled TSN-style (random when ``train``)."""
+
+    def __init__(self, items: list[tuple[Path, int]], num_frames: int, image_size: int, train: bool) -> None:
+        self.items, self.num_frames, self.train = items, num_frames, train
+        self.transform = eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        path, label = self.items[i]
+        video = read_video(path)
+        generator = torch.Generator().manual_seed(int(torch.randint(2**62, ()))) if self.train else None
+        return self.transform(video[frame_indices(len(video), self.num_frames, generator)]), label
+
+
+def scan_split(split_dir: Path, classes: list[str] | None, num_frames: int) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(items, classes): the readable videos of ``split_dir/<class>/``; unreadable ones are warned about and
+    skipped. ``classes`` None: the split's own folders (the training split); else those of training."""
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"--data-dir: expected a folder {split_dir} with one subfolder per class")
+    found = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    if classes is None:
+        classes = found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise ValueError(f"{split_dir}: classes {unknown} are not among the training classes {classes}")
+    if not classes:
+        raise ValueError(f"{split_dir}: no class folder")
+    items = []
+    for label, name in enumerate(classes):
+        videos = sorted(p for p in (split_dir / name).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        readable = 0
+        for path in videos:
+            try:
+                count = len(read_video(path))
+            except ValueError as e:
+                warnings.warn(f"skipped {e}", stacklevel=2)
+                continue
+            if count < num_frames:
+                warnings.warn(f"{path}: {count} frames, fewer than {num_frames}: frames are repeated", stacklevel=2)
+            items.append((path, label))
+            readable += 1
+        if not readable and (split_dir / name).is_dir():
+            raise ValueError(f"{split_dir / name}: no readable video ({', '.join(VIDEO_SUFFIXES)})")
+    return items, classes

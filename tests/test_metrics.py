@@ -1,0 +1,49 @@
+"""The classification metrics (images and clips) against scikit-learn, and the confusion matrix by hand."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, recall_score, top_k_accuracy_score
+
+from attnlab.tasks.metrics import ClassificationMetrics, TrainAccuracy
+from attnlab.tasks.metrics import confusion_matrix as counts
+
+
+def test_the_confusion_matrix_by_hand():
+    pred, target = torch.tensor([0, 2, 1, 1, 2]), torch.tensor([0, 1, 1, 2, 2])
+    expected = [[1, 0, 0], [0, 1, 1], [0, 1, 1]]  # rows: true, columns: predicted
+    assert counts(pred, target, 3).tolist() == expected
+    assert counts(pred.view(1, 5), target.view(1, 5), 3).tolist() == expected  # any shape (segmentation maps)
+
+
+@pytest.mark.filterwarnings("ignore:.k. .3. greater than")  # top-5 of 3 classes: every sample
+@pytest.mark.parametrize("classes", [3, 7])
+def test_classification_metrics_equal_scikit_learns_over_batches(classes):
+    g = torch.Generator().manual_seed(classes)
+    logits = torch.randn(203, classes, generator=g)
+    target = torch.randint(classes, (203,), generator=g)
+    target[:classes] = torch.arange(classes)  # every class present
+    metric = ClassificationMetrics(classes)
+    losses = []
+    for chunk in range(0, 203, 64):  # uneven batches: the sums weigh each by its size
+        out, y = logits[chunk : chunk + 64], target[chunk : chunk + 64]
+        loss = torch.nn.functional.cross_entropy(out, y)
+        losses.append(loss.item() * len(y))
+        metric.update(out, y, loss)
+    scalars, details = metric.compute()
+    pred = logits.argmax(1).numpy()
+    assert scalars["acc"] == pytest.approx(accuracy_score(target.numpy(), pred), abs=1e-12)
+    labels = np.arange(classes)
+    top5 = top_k_accuracy_score(target.numpy(), logits.numpy(), k=min(5, classes), labels=labels)
+    assert scalars["top5"] == pytest.approx(top5, abs=1e-12)
+    assert scalars["loss"] == pytest.approx(sum(losses) / 203, rel=1e-12)
+    assert details["confusion"] == confusion_matrix(target.numpy(), pred, labels=labels).tolist()
+    recall = recall_score(target.numpy(), pred, labels=labels, average=None)
+    np.testing.assert_allclose(details["per_class_acc"], recall, atol=1e-12)
+
+
+def test_training_accuracy_counts_the_batches_as_trained():
+    metric = TrainAccuracy()
+    metric.update(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), torch.tensor([0, 0, 0]), torch.tensor(0.0))
+    metric.update(torch.tensor([[0.0, 1.0]]), torch.tensor([1]), torch.tensor(0.0))
+    assert metric.compute() == ({"acc": 3 / 4}, {})
