@@ -16,6 +16,7 @@ import attnlab
 from attnlab.cli import main
 from attnlab.data.video import frame_indices
 from attnlab.engine.config import TrainConfig
+from attnlab.engine.evaluation import evaluate_run
 from attnlab.engine.run_folder import RUNS, load_run
 from attnlab.layers.gltr import GlobalLocalTemporal
 from attnlab.layers.non_local_st import NonLocalSpaceTime
@@ -608,3 +609,12 @@ def test_the_default_video_run_asks_for_the_default_image_run_first():
     assert image_run.new_task().default_out() == need.folder  # what `attnlab train` makes, where it makes it
     assert TrainConfig.create("video", backbone="runs/mine").new_task().prerequisites() == []
     assert TrainConfig.create("video", backbone=None).new_task().prerequisites() == []
+
+
+def test_a_video_run_evaluates_after_its_backbone_run_is_gone(video_run, tmp_path):
+    """eval and visualize rebuild the data, not the transfer: the frame ResNet comes from the run's own meta."""
+    assert main(["eval", "--checkpoint", str(video_run)]) == 0
+    expected = json.loads((video_run / "eval.json").read_text())["metrics"]
+    run = load_run(video_run)
+    run.task.options.backbone = str(tmp_path / "deleted")  # what the run names when its backbone run is gone
+    assert evaluate_run(run)["metrics"] == expected

@@ -9,6 +9,7 @@ weights are not asked for, the reference math when they are.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..functional import scaled_dot_product_attention
@@ -312,6 +313,16 @@ class SelfAttention2d(nn.Module):
         qkv = self.qkv(x).flatten(2).transpose(1, 2)  # (B, N, 2·d_qk + d_v)
         q, k, v = (_split_heads(t, self.num_heads) for t in qkv.split(self.splits, dim=-1))
         return self.attend(q, k, v, (B, H, W), attn_bias=attn_bias, need_weights=need_weights)
+
+    def project(self, x: Tensor, keys_from: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The 1×1 projections as maps: queries of ``x`` (B, d_qk, H, W), keys and values of ``keys_from``
+        (default ``x``; e.g. a pooled or other map) (B, d_qk, H', W'), (B, d_v, H', W')."""
+        w, b = self.qkv.weight, self.qkv.bias
+        c = self.splits[0]
+        q = F.conv2d(x, w[:c], None if b is None else b[:c])
+        source = x if keys_from is None else keys_from
+        k, v = F.conv2d(source, w[c:], None if b is None else b[c:]).split(self.splits[1:], dim=1)
+        return q, k, v
 
     def attend(
         self,

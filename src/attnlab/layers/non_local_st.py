@@ -51,11 +51,9 @@ class NonLocalSpaceTime(nn.Module):
         T = self.num_frames
         B = check_frames(x, T, "non-local space-time input")
         _, _, H, W = x.shape
-        w, b = self.attn.qkv.weight, self.attn.qkv.bias
         c = self.attn.splits[0]
-        theta = F.conv2d(x, w[:c], b[:c])  # (B·T, C', H, W)
         pooled = F.max_pool2d(x, 2) if self.sub_sample and min(H, W) >= 2 else x  # the keys' positions
-        phi, g = F.conv2d(pooled, w[c:], b[c:]).split(c, dim=1)  # (B·T, C', H', W')
+        theta, phi, g = self.attn.project(x, pooled)  # (B·T, C', H, W), (B·T, C', H', W') twice
         Hk, Wk = phi.shape[-2:]
 
         def clip(t: Tensor) -> Tensor:  # (B·T, C', h, w) -> (B, C', T·h·w)

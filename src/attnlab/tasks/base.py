@@ -195,6 +195,11 @@ class Task:
     def meta(self, meta: dict) -> None:
         self._meta = meta
 
+    @property
+    def saved_meta(self) -> dict | None:
+        """The meta of a loaded run (what it resolved when it started), None for a run not built yet."""
+        return self._meta
+
     @classmethod
     def is_fraction(cls, metric: str) -> bool:
         """Whether a metric (``acc``, ``val_dice``, …) is a fraction, shown in percent. Every metric but the loss

@@ -28,7 +28,15 @@ from ..metrics import TrainAccuracy
 from ..top_classes import TopClassesCLI, add_top_argument
 from .data import VIDEO_DATA, ClipArrays
 from .metrics import ClipMetrics
-from .transfer import DEFAULT_BACKBONE, INHERIT, BackboneRun, frame_architecture, read_backbone_run, transfer
+from .transfer import (
+    ARCHITECTURE,
+    DEFAULT_BACKBONE,
+    INHERIT,
+    BackboneRun,
+    frame_architecture,
+    read_backbone_run,
+    transfer,
+)
 
 __all__ = ["Video", "VideoCLI", "VideoOptions"]
 
@@ -148,7 +156,11 @@ class Video(Task):
 
     def build_data(self, *, download: bool = False) -> TaskData:
         data = VIDEO_DATA.build(self.options.data, self.options, download=download)
-        data.meta.update(frame_architecture(self.options, self.backbone_run))  # a loaded run rebuilds from it
+        saved = self.saved_meta
+        if saved is not None and "frame_model" in saved:  # a loaded run: its frame ResNet as it was resolved
+            data.meta.update({k: saved[k] for k in ARCHITECTURE})  # (its --backbone run need not exist any more)
+        else:
+            data.meta.update(frame_architecture(self.options, self.backbone_run))  # a loaded run rebuilds from it
         return data
 
     def build_model(self) -> nn.Module:

@@ -88,6 +88,9 @@ def read_backbone_run(path: str, runs: RunSource | None) -> BackboneRun:
     return BackboneRun(path, config, runs)
 
 
+ARCHITECTURE = ("frame_model", "attention", "stem")  # the frame ResNet, as a run's meta keeps it
+
+
 def frame_architecture(options: Any, run: BackboneRun | None) -> dict:
     """The frame ResNet: the options where given, else the --backbone run's, else resnet18, no attention,
     ImageNet's stem (as mnist5k's image runs: their 28-px digits, like moving_digits' 32-px frames)."""
