@@ -189,6 +189,8 @@ def test_each_task_owns_its_flags(tmp_path, capsys):
     args = ["compare", "--task", "fake_max", "--head", "linear,mlp", "--seeds", "1", "--epochs", "1"]
     assert main([*args, "--no-latency", "--out", str(tmp_path / "c")]) == 0  # a comma list of a flag with choices
     assert (tmp_path / "c" / "mlp" / "seed0" / "summary.json").is_file()
+    rows = [line for line in (tmp_path / "c" / "results.md").read_text().splitlines() if line.startswith("| mlp |")]
+    assert rows[0].endswith(" | — |")  # no latency measured: a dash, not nan
 
 
 def test_config_files_set_fields_and_flags_win(tmp_path, capsys):

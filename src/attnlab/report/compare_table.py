@@ -10,6 +10,10 @@ from .tables import rate_key
 __all__ = ["comparison_markdown"]
 
 
+def _number(value: float) -> str:
+    return "—" if value != value else f"{value:.2f}"  # NaN: not measured
+
+
 def _cell(row: dict, key: str, scale: float) -> str:
     value, std = row.get(key), row.get(f"{key}_std", 0.0)
     if value is None or value != value:  # NaN: not measured for this row
@@ -47,7 +51,7 @@ def comparison_markdown(
     for r in rows:
         values = " | ".join(str(r[f]) for f in fields) if r["runs"] else r["variant"] + " |" * (len(fields) - 1)
         cost = (
-            f"{r['params']:,} | {r['gflops']:.3f} | {r[rate]:.0f} | {r['latency_ms']:.2f}"
+            f"{r['params']:,} | {r['gflops']:.3f} | {r[rate]:.0f} | {_number(r['latency_ms'])}"
             if r["runs"]
             else "— | — | — | —"
         )
