@@ -11,6 +11,7 @@ import torch
 
 import attnlab
 from attnlab.cli import main
+from attnlab.engine.evaluation import evaluate_run
 from attnlab.models.text import CapsuleHead, margin_loss, squash
 from attnlab.tasks.text import TEXT_DATA, TextOptions
 from attnlab.tasks.text.data import deduplicate, distinct_split, stratified_indices
@@ -258,7 +259,7 @@ def test_text_predict_visualize_export(text_run, tmp_path, capsys):
     run = load_run(out)
     data = run.data()
     # the page's confusion is the task's metric over the test split: the one the run saved for its best epoch
-    assert run.cli._test_details(run.model, data)["confusion"] == run.doc["eval"]["confusion"]
+    assert evaluate_run(run)["details"]["confusion"] == run.doc["eval"]["confusion"]
     ids = data.test[0][0][None]
     received, routing, scores = token_weights(run.model, ids)
     assert received.shape == routing.shape == (ids.shape[1],) and received.sum() == pytest.approx(1, abs=1e-5)

@@ -18,8 +18,8 @@ from ..report.compare_table import comparison_markdown
 from ..report.tables import csv_text
 from ..tasks import Task, get_task
 from .base import Command, register_command
-from .config_file import to_yaml
-from .options import Varied, add_config_arguments, chosen_task, config_values, field_choices, field_hints, parse_value
+from .config_file import field_choices, field_hints, to_yaml
+from .options import Varied, add_config_arguments, chosen_task, config_values, parse_value
 from .train import add_run_arguments, run_options
 
 

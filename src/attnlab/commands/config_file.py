@@ -15,9 +15,9 @@ from typing import Any
 from ..engine.config import OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe
 from ..tasks import Task
 
-__all__ = ["base_type", "check_values", "read_config_file", "to_yaml"]
+__all__ = ["RECIPE_CHOICES", "base_type", "check_values", "field_choices", "field_hints", "read_config_file", "to_yaml"]
 
-_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+RECIPE_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES}  # the recipe fields with a fixed set of values
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -47,6 +47,18 @@ def base_type(hint: Any) -> tuple[type, bool]:
     return hint, False
 
 
+def field_hints(task: type[Task]) -> dict[str, Any]:
+    """Recipe field and task option name -> type hint."""
+    return {**typing.get_type_hints(Recipe), **typing.get_type_hints(task.Options)}
+
+
+def field_choices(task: type[Task], name: str) -> tuple[str, ...] | None:
+    """The choices of a recipe field or task option (None: any value of its type)."""
+    if name in RECIPE_CHOICES:
+        return RECIPE_CHOICES[name]
+    return next((f.metadata.get("choices") for f in dataclasses.fields(task.Options) if f.name == name), None)
+
+
 def _checked(key: str, value: Any, hint: Any, choices, where: str) -> Any:
     """``value`` as the field's type: ints for floats are fine, nothing else is converted."""
     kind, optional = base_type(hint)
@@ -66,8 +78,7 @@ def _checked(key: str, value: Any, hint: Any, choices, where: str) -> Any:
 
 def check_values(raw: dict[str, Any], task: type[Task], where: str | Path) -> dict[str, Any]:
     """The file's values for ``task``: unknown keys refused with the closest valid name, types checked."""
-    options = {f.name: f for f in dataclasses.fields(task.Options)}
-    hints = {**typing.get_type_hints(Recipe), **typing.get_type_hints(task.Options)}
+    hints = field_hints(task)
     values = {}
     for key, value in raw.items():
         key = str(key).replace("-", "_")
@@ -75,8 +86,7 @@ def check_values(raw: dict[str, Any], task: type[Task], where: str | Path) -> di
             close = difflib.get_close_matches(key, [*hints, "task"], n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else f"; the {task.name} task's fields are {sorted(hints)}"
             raise ValueError(f"{where}: unknown key {key!r}{hint}")
-        choices = options[key].metadata.get("choices") if key in options else _CHOICES.get(key)
-        values[key] = _checked(key, value, hints[key], choices, str(where))
+        values[key] = _checked(key, value, hints[key], field_choices(task, key), str(where))
     return values
 
 

@@ -14,11 +14,11 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..engine.config import OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, TrainConfig
+from ..engine.config import RECIPE_FIELDS, Recipe, TrainConfig
 from ..engine.run_folder import RUNS
 from ..tasks import DEFAULT_TASK, TASKS, Task, get_task, list_tasks
 from ..tasks.base import flag_of
-from .config_file import base_type, check_values, read_config_file
+from .config_file import base_type, check_values, field_choices, read_config_file
 
 __all__ = [
     "Varied",
@@ -27,8 +27,6 @@ __all__ = [
     "add_option_flags",
     "add_recipe_arguments",
     "config_from_args",
-    "field_choices",
-    "field_hints",
     "foreign_flags",
     "overrides_from_args",
     "parse_value",
@@ -36,15 +34,15 @@ __all__ = [
 ]
 
 RECIPE_HELP = {
-    "epochs": ("training epochs", None),
-    "batch_size": ("global batch, over all processes", None),
-    "lr": ("peak learning rate", None),
-    "optimizer": ("SGD (Nesterov momentum 0.9) or AdamW", OPTIMIZERS),
-    "schedule": ("learning-rate schedule", SCHEDULES),
-    "weight_decay": ("weight decay (not on biases and norm scales)", None),
-    "seed": ("seed of everything random", None),
-    "freeze_bn": ("batch-norm statistics frozen (eval mode)", None),
-    "train_limit": ("train on the first N training samples only (quick runs)", None),
+    "epochs": "training epochs",
+    "batch_size": "global batch, over all processes",
+    "lr": "peak learning rate",
+    "optimizer": "SGD (Nesterov momentum 0.9) or AdamW",
+    "schedule": "learning-rate schedule",
+    "weight_decay": "weight decay (not on biases and norm scales)",
+    "seed": "seed of everything random",
+    "freeze_bn": "batch-norm statistics frozen (eval mode)",
+    "train_limit": "train on the first N training samples only (quick runs)",
 }
 
 
@@ -98,18 +96,6 @@ def _add(group, flag: str, hint: Any, help: str, choices, *, lists: bool) -> Non
     group.add_argument(flag, type=convert, default=argparse.SUPPRESS, help=help, metavar=metavar)
 
 
-def field_hints(task: type[Task]) -> dict[str, Any]:
-    """Recipe field and task option name -> type hint."""
-    return {**typing.get_type_hints(Recipe), **typing.get_type_hints(task.Options)}
-
-
-def field_choices(task: type[Task], name: str) -> tuple[str, ...] | None:
-    """The choices of a recipe field or task option (None: any value of its type)."""
-    if name in RECIPE_HELP:
-        return RECIPE_HELP[name][1]
-    return next((f.metadata.get("choices") for f in dataclasses.fields(task.Options) if f.name == name), None)
-
-
 def _with_default(help: str, value: Any) -> str:
     """The help with the default appended, unless the help already says what the default is."""
     return help if "default" in help else f"{help} (default {'none' if value is None else value})"
@@ -120,17 +106,25 @@ def add_recipe_arguments(p: argparse.ArgumentParser, task: type[Task], *, lists:
     group = p.add_argument_group(f"recipe (the {task.name} task's defaults)")
     hints = typing.get_type_hints(Recipe)
     for name in RECIPE_FIELDS:
-        help, choices = RECIPE_HELP[name]
         default = task.recipe.get(name, getattr(Recipe(), name))
-        _add(group, "--" + name.replace("_", "-"), hints[name], _with_default(help, default), choices, lists=lists)
+        help = _with_default(RECIPE_HELP[name], default)
+        _add(group, "--" + name.replace("_", "-"), hints[name], help, field_choices(task, name), lists=lists)
 
 
-def add_option_flags(p: argparse.ArgumentParser, task: type[Task], *, lists: bool = False) -> None:
-    """``task``'s own options, one flag each, with its help, choices and defaults."""
-    group = p.add_argument_group(f"{task.name} options")
+def add_option_flags(
+    p: argparse.ArgumentParser,
+    task: type[Task],
+    *,
+    lists: bool = False,
+    title: str | None = None,
+    defaults: bool = True,
+) -> None:
+    """``task``'s own options, one flag each, with its help, choices and (``defaults``) its defaults."""
+    group = p.add_argument_group(title or f"{task.name} options")
     hints = typing.get_type_hints(task.Options)
     for f in dataclasses.fields(task.Options):
-        help = _with_default(f.metadata.get("help", ""), f.default)
+        help = f.metadata.get("help", "")
+        help = _with_default(help, f.default) if defaults else help
         _add(group, flag_of(f), hints[f.name], help, f.metadata.get("choices"), lists=lists)
 
 
@@ -243,22 +237,19 @@ def add_override_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> N
         p.epilog = "With --checkpoint RUN, --help also lists the options of RUN's task (--data, --data-dir, …)."
         return
     p.set_defaults(_task_name=task.name)
-    group = p.add_argument_group(f"{task.name} options that replace the run's (the model must take its weights)")
-    hints = typing.get_type_hints(task.Options)
-    for f in dataclasses.fields(task.Options):
-        _add(group, flag_of(f), hints[f.name], f.metadata.get("help", ""), f.metadata.get("choices"), lists=False)
+    title = f"{task.name} options that replace the run's (the model must take its weights)"
+    add_option_flags(p, task, title=title, defaults=False)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The options given to eval or visualize (a ``--config`` file's under the flags); recipe keys are ignored."""
-    task = run_task(["--checkpoint", args.checkpoint])
-    if task is None:
+    name = getattr(args, "_task_name", None)  # the run's task, read when the parser was built
+    if name is None:
         return {}  # no run to read: load_run says so, naming the path
+    task = get_task(name)
     raw = read_config_file(args.config) if args.config else {}
     file_task = raw.pop("task", task.name)
     if file_task != task.name:
         raise ValueError(f"--config: {args.config} is for task {file_task!r}; the run is of task {task.name!r}")
-    options = {f.name for f in dataclasses.fields(task.Options)}
     from_file = check_values({k: v for k, v in raw.items() if k not in RECIPE_FIELDS}, task, args.config) if raw else {}
-    given = {name: getattr(args, name) for name in options if hasattr(args, name)}
-    return {**from_file, **given}
+    return {**from_file, **given_values(args, task)}  # (eval and visualize have no recipe flags)

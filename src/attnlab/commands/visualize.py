@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..engine.evaluation import evaluate_run
 from ..engine.run_folder import load_run
 from .base import Command, register_command
 from .options import add_override_arguments, overrides_from_args
@@ -27,8 +28,13 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise ValueError(f"--count: expected a positive int, got {args.count}")
-    run_ = load_run(args.checkpoint, overrides=overrides_from_args(args))
-    path = run_.cli.visualize(run_.model, run_.data(), Path(args.out), args.count)
+    overrides = overrides_from_args(args)
+    run_ = load_run(args.checkpoint, overrides=overrides)
+
+    def details() -> dict:  # the checkpoint's own evaluation, unless the data is another than the run's
+        return run_.doc["eval"] if "eval" in run_.doc and not overrides else evaluate_run(run_)["details"]
+
+    path = run_.cli.visualize(run_.model, run_.data(), Path(args.out), args.count, details)
     print(f"wrote {path}")
     return 0
 

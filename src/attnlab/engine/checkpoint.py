@@ -20,7 +20,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-__all__ = ["atomic_write_text", "save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT"]
+__all__ = [
+    "atomic_write_text",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_checkpoint_document",
+    "CheckpointError",
+    "FORMAT",
+]
 
 FORMAT = "attnlab-checkpoint-1"
 
@@ -92,19 +99,27 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict]:
     """(tensors by key, the JSON document); CheckpointError if the file is missing or damaged."""
-    path = Path(path)
+    return _read(Path(path), tensors=True)
+
+
+def load_checkpoint_document(path: str | Path) -> dict:
+    """The JSON document alone (config, epoch, data meta, …): the header is read, no tensor is."""
+    return _read(Path(path), tensors=False)[1]
+
+
+def _read(path: Path, *, tensors: bool) -> tuple[dict[str, Tensor], dict]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint: no file at {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (safe_open has no items())
+            found = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}  # noqa: SIM118  (no items())
         doc = json.loads(meta["attnlab"])
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint: {path} is truncated or corrupted ({type(e).__name__}: {e})") from None
     if doc.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint: {path} has format {doc.get('format')!r}, expected {FORMAT!r}")
-    return tensors, doc
+    return found, doc
 
 
 def model_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:

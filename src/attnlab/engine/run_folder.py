@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..tasks import Task, TaskCLI, TaskData
-from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, model_state
+from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, load_checkpoint_document, model_state
 from .config import TrainConfig
 from .distributed import resolve_device
 
@@ -112,7 +112,7 @@ class _Runs:
     def meta(self, path: str | Path) -> dict:
         """The data meta its checkpoint saved (best, else last); {} for a run without one yet."""
         try:
-            _, doc = load_checkpoint(checkpoint_file(path))
+            doc = load_checkpoint_document(checkpoint_file(path))
         except CheckpointError:
             return {}
         return doc.get("data_meta") or {}

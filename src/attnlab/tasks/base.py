@@ -313,7 +313,9 @@ class TaskCLI:
         """A row of ``predict --out FILE.csv``."""
         return dict(row)
 
-    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int) -> Path:
+    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int, details: Callable[[], dict]) -> Path:
+        """Draw the first ``count`` test samples of ``data`` into ``out``. ``details()`` gives the run's evaluation
+        details on ``data`` (the checkpoint's saved ones when ``data`` is the run's, else evaluated then)."""
         raise ValueError(f"task {self.task.name!r} draws nothing (no visualize)")
 
     def eval_details(self, details: dict) -> list[tuple[str, dict[str, str]]]:

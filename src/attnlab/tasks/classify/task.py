@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ class ClassifyCLI(TopClassesCLI):
             rows.append({"input": path, "top": top_classes(model(x[None])[0], meta["classes"], args.top)})
         return rows
 
-    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int) -> Path:
+    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int, details: Callable[[], dict]) -> Path:
         from .pictures import plot_attention_grid
 
         meta = self.task.meta

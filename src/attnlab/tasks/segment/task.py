@@ -13,6 +13,7 @@ reported beside the network. What differs between one class and several is the l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -104,7 +105,7 @@ class SegmentCLI(TaskCLI):
         share = f"{100 * row['foreground']:.1f} % foreground"
         return f"{row['input']}: {row['instances']} objects, {share} -> {row['mask']}{extra}"
 
-    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int) -> Path:
+    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int, details: Callable[[], dict]) -> Path:
         from .pictures import plot_segmentation
 
         images, labels = data.test[0]

@@ -9,6 +9,7 @@ training split and scored on the same test split, in the same run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
 
 from ...models.registry import create_model, get_model_builder
 from ...models.text import TEXT_HEADS, margin_loss
@@ -90,28 +90,15 @@ class TextCLI(TaskCLI):
     def prediction_fields(self, row: dict) -> dict:
         return {k: row[k] for k in ("input", "label", score_name(self.task.options.head), "text")}
 
-    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int) -> Path:
-        """The first ``count`` test texts shaded, and the confusion over the whole test split of ``data``: the
-        task's metric computes it (``data`` may be another data set than the run's, so the run's saved
-        evaluation is not reused)."""
+    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int, details: Callable[[], dict]) -> Path:
+        """The first ``count`` test texts shaded, and the confusion over the whole test split of ``data`` (the
+        run's evaluation details)."""
         from .pictures import write_text_attention
 
         texts = [(data.source.test_texts[i], *data.test[i]) for i in range(min(count, len(data.test)))]
         tokenize, classes = TOKENIZERS.get(self.task.options.tokenizer), self.task.meta["classes"]
-        confusion = np.array(self._test_details(model, data)["confusion"])
+        confusion = np.array(details()["confusion"])
         return write_text_attention(model, texts, tokenize, classes, confusion, out, self.task.options.head)
-
-    @torch.no_grad()
-    def _test_details(self, model: nn.Module, data: TaskData) -> dict:
-        """The task's evaluation details (its confusion) over ``data``'s test split."""
-        model.eval()
-        task, device = self.task, next(model.parameters()).device
-        metric = task.metric(training=False)
-        for batch in DataLoader(data.test, task.eval_batch_size, collate_fn=data.collate_fn):
-            inputs, target = task.to_device(batch, device)
-            output = task.forward_eval(model, inputs)
-            metric.update(output, target, task.eval_loss(output, target))
-        return metric.compute()[1]
 
     def eval_details(self, details: dict) -> list[tuple[str, dict[str, str]]]:
         classes = self.task.meta["classes"]

@@ -10,6 +10,7 @@ is a logistic regression on the pixels of one frame (the direction check: it sho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -104,7 +105,7 @@ class VideoCLI(TopClassesCLI):
     def prediction_fields(self, row: dict) -> dict:
         return {**super().prediction_fields(row), "frame_weights": " ".join(f"{w:.4f}" for w in row["frame_weights"])}
 
-    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int) -> Path:
+    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int, details: Callable[[], dict]) -> Path:
         from .pictures import plot_clips
 
         return plot_clips(model, data.test, self.task.meta, out, count, self.task.title())
