@@ -42,10 +42,11 @@ def test_run_folder(base_run):
     keys = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "images_per_s", "seconds"]
     assert all(list(r) == keys for r in lines)  # the classification records of before the Task seam
     summary = json.loads((base_run / "summary.json").read_text())
-    assert (
-        summary["best_val_acc"] == max(r["val_acc"] for r in lines) and summary["final_val_acc"] == lines[-1]["val_acc"]
-    )
-    assert summary["final_metrics"] == {k: v for k, v in lines[-1].items() if k.startswith("val_")}
+    best = max(lines, key=lambda r: r["val_acc"])
+    assert summary["best_val_acc"] == best["val_acc"] and summary["best_epoch"] == best["epoch"]
+    assert summary["val_metrics"] == {k: v for k, v in best.items() if k.startswith("val_")}
+    assert set(summary["test_metrics"]) == {"test_loss", "test_acc", "test_top5"}
+    assert summary["splits"]["test"] == 1000 and summary["splits"]["val"] == 400  # mnist5k: 10 % of each class
     model = load_run(base_run).model  # params and FLOPs of the run's own network, counted here by torch
     assert summary["params"] == sum(p.numel() for p in model.parameters())
     with FlopCounterMode(display=False) as flops:
@@ -169,8 +170,8 @@ def test_eval_prints_and_writes_metrics(base_run, capsys):
     out = capsys.readouterr().out
     result = json.loads((base_run / "eval.json").read_text())
     summary = json.loads((base_run / "summary.json").read_text())
-    assert result["metrics"]["val_acc"] == pytest.approx(summary["best_val_acc"])
-    assert f"val_acc {summary['best_val_acc']:.4f}" in out  # the printed figure is the run's best
+    assert result["metrics"]["test_acc"] == pytest.approx(summary["test_acc"])
+    assert f"test_acc {summary['test_acc']:.4f}" in out  # the printed figure is the run's test figure
     confusion = result["details"]["confusion"]
     assert len(confusion) == 10 and sum(map(sum, confusion)) == 1000
     per_class = result["details"]["per_class_acc"]
@@ -198,11 +199,12 @@ def test_compare_runs_every_module_and_skips_finished_runs(tmp_path, capsys):
     for name in ("results.csv", "results.md", "compare.png"):
         assert (tmp_path / name).is_file()
     rows = (tmp_path / "results.csv").read_text().splitlines()
-    assert rows[0].startswith("variant,attention,runs,monitor,unit,final_mean,final_std") and len(rows) == 3
-    finals = [json.loads((tmp_path / "se" / f"seed{s}" / "summary.json").read_text())["final_val_acc"] for s in (0, 1)]
+    assert rows[0].startswith("variant,attention,runs,monitor,metric,unit,test_mean,test_std") and len(rows) == 5
+    assert [r.split(",")[0] for r in rows[3:]] == ["pixels_logreg (baseline)", "pixels_svm (baseline)"]
+    finals = [json.loads((tmp_path / "se" / f"seed{s}" / "summary.json").read_text())["test_acc"] for s in (0, 1)]
     se_row = next(r for r in rows if r.startswith("se,"))
     mean = sum(finals) / 2
-    assert float(se_row.split(",")[5]) == pytest.approx(mean)  # the mean over the two seeds
+    assert float(se_row.split(",")[6]) == pytest.approx(mean)  # the mean over the two seeds
     std = abs(finals[0] - finals[1]) / 2**0.5
     # fractions in percent (the task says which): accuracy as 12.34 ± 0.56, in the table and per metric
     assert f"| se | {100 * mean:.2f} ± {100 * std:.2f} |" in (tmp_path / "results.md").read_text()

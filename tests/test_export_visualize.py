@@ -103,7 +103,7 @@ def test_training_writes_curves_png(trained, monkeypatch):
     axes = drawn["fig"].axes
     assert [ax.get_title() for ax in axes] == ["loss", "acc", "top5"]
     lines = {line.get_label(): list(line.get_ydata()) for line in axes[1].get_lines()}
-    assert lines == {"train": [r["train_acc"] for r in history], "test": [r["val_acc"] for r in history]}
+    assert lines == {"train": [r["train_acc"] for r in history], "validation": [r["val_acc"] for r in history]}
 
 
 def test_visualize_draws_each_images_maps_and_grad_cam(trained, tmp_path, monkeypatch):

@@ -256,6 +256,17 @@ def test_load_skips_fc_and_stem_when_they_differ(tmp_path):
     torch.testing.assert_close(m.layer3[1].conv2.weight, tv.layer3[1].conv2.weight)
 
 
+def test_load_adapts_a_stem_that_differs_in_its_input_channels_only():
+    tv = torchvision.models.resnet18()
+    gray = attnlab.create_model("resnet18", num_classes=10, in_chans=1)
+    assert "conv1.weight" not in load_torchvision_weights(gray, tv.state_dict())
+    torch.testing.assert_close(gray.conv1.weight, tv.conv1.weight.sum(1, keepdim=True))  # RGB summed
+    rgb = attnlab.create_model("resnet18", num_classes=10)
+    load_torchvision_weights(rgb, gray.state_dict())
+    x = torch.rand(1, 1, 32, 32)  # a gray image copied into RGB: the same stem response
+    torch.testing.assert_close(rgb.conv1(x.expand(1, 3, 32, 32)), gray.conv1(x))
+
+
 def test_load_refuses_another_depth_with_a_clear_error():
     m = attnlab.create_model("resnet18")
     with pytest.raises(ValueError, match="shapes differ.*layer1.0.conv1.weight"):

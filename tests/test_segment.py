@@ -246,18 +246,20 @@ def test_segment_run_folder_and_baseline(seg_run):
     assert summary["monitor"] == "val_dice" and [r["epoch"] for r in records] == [1, 2]
     keys = {"val_loss", "val_dice", "val_iou", "val_acc", "val_f1", "val_f1_mean", "train_dice", "crops_per_s"}
     assert keys <= set(records[-1])
-    assert summary["final_metrics"] == {k: v for k, v in records[-1].items() if k.startswith("val_")}
     best = max(records, key=lambda r: r["val_dice"])  # the first of equals, as the best checkpoint keeps it
+    assert summary["val_metrics"] == {k: v for k, v in best.items() if k.startswith("val_")}
     assert summary["best_val_dice"] == best["val_dice"]
     otsu = summary["baselines"]["otsu"]
-    assert otsu["val_dice"] > 0.9  # bright disks on a dark background: Otsu's easy case
-    assert set(otsu) == {k for k in summary["final_metrics"] if k != "val_loss"}
-    # attnlab eval of the best checkpoint gives that epoch's figures again, the clean condition's in its details
+    assert otsu["test_dice"] > 0.9  # bright disks on a dark background: Otsu's easy case
+    assert set(otsu) == {k for k in summary["test_metrics"] if k != "test_loss"}
+    # attnlab eval of the best checkpoint gives the run's test figures again, the clean condition's in its details
     assert main(["eval", "--checkpoint", str(out)]) == 0
     result = json.loads((out / "eval.json").read_text())
-    assert result["metrics"] == {k: v for k, v in best.items() if k.startswith("val_")}
+    assert result["metrics"] == pytest.approx(summary["test_metrics"])
     clean = result["details"]["conditions"]["clean"]
-    assert clean == {k: best[f"val_{k}"] for k in ("dice", "iou", "acc", "f1", "f1_mean")}
+    assert clean == pytest.approx(
+        {k: summary["test_metrics"][f"test_{k}"] for k in ("dice", "iou", "acc", "f1", "f1_mean")}
+    )
 
 
 def test_segment_predict_writes_masks_of_the_images_size(seg_run, tmp_path, capsys):
@@ -427,10 +429,10 @@ def two_class_run(tmp_path_factory):
 def test_several_classes_train_with_their_own_dice_and_the_multi_otsu_baseline(two_class_run, tmp_path, capsys):
     root, out = two_class_run
     summary = json.loads((out / "summary.json").read_text())
-    final = summary["final_metrics"]
-    assert {"val_dice", "val_dice_class1", "val_dice_class2", "val_iou", "val_f1"} <= set(final)
-    assert final["val_dice"] == pytest.approx((final["val_dice_class1"] + final["val_dice_class2"]) / 2)
-    assert summary["baselines"]["multi_otsu"]["val_dice"] > 0.9  # two brightness bands: multi-Otsu's easy case
+    final = summary["test_metrics"]
+    assert {"test_dice", "test_dice_class1", "test_dice_class2", "test_iou", "test_f1"} <= set(final)
+    assert final["test_dice"] == pytest.approx((final["test_dice_class1"] + final["test_dice_class2"]) / 2)
+    assert summary["baselines"]["multi_otsu"]["test_dice"] > 0.9  # two brightness bands: multi-Otsu's easy case
     from attnlab.engine.run_folder import load_run
 
     assert load_run(out).model(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)  # background + 2 classes

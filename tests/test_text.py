@@ -177,12 +177,14 @@ def test_textfile_refuses_bad_input_naming_it(tmp_path):
     write_csv(tmp_path / "train.csv", good)
     write_csv(tmp_path / "val.csv", good[:2] + good[-2:])
     d = build(min_count=1)
-    assert d.meta["classes"] == ["neg", "pos"] and len(d.source.train_texts) == 12 and len(d.test) == 4
+    # the four training texts that are also in val.csv (the test split here) are dropped from training
+    assert d.meta["classes"] == ["neg", "pos"] and len(d.source.train_texts) == 8 and len(d.test) == 4
+    assert not set(d.source.train_texts) & set(d.source.test_texts) and "4 training texts dropped" in d.meta["notes"][0]
     (tmp_path / "val.csv").write_bytes("text,label\n好书,pos\n".encode() + b"\xff\xfe bad,neg\n")
     with pytest.raises(ValueError, match=r"val.csv: line 3 is not UTF-8"):
         build()
     write_csv(tmp_path / "val.csv", ["好书,great"])
-    with pytest.raises(ValueError, match=r"labels \['great'\] appear only in validation"):
+    with pytest.raises(ValueError, match=r"labels \['great'\] never appear in .*train.csv"):
         build()
     write_csv(tmp_path / "val.csv", ["好书,pos", ",neg"])
     with pytest.raises(ValueError, match="row 3 has an empty text"):
@@ -234,7 +236,7 @@ def test_text_run_learns_and_reports_the_baseline(text_run):
     _, out = text_run
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_val_acc"] >= 0.9  # sentiment carried by single characters: easy
-    assert summary["baselines"]["tfidf_logreg"]["val_acc"] >= 0.9
+    assert summary["baselines"]["tfidf_logreg"]["test_acc"] >= 0.9
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"val_acc", "val_macro_f1", "train_acc", "texts_per_s"} <= set(record)
 
@@ -273,3 +275,13 @@ def test_text_predict_visualize_export(text_run, tmp_path, capsys):
         got = session.run(None, {"input": ids.numpy()})[0]
         with torch.no_grad():
             np.testing.assert_allclose(got, run.model(ids).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_auto_tokenizer_reads_chinese_by_character_and_english_by_word():
+    from attnlab.tasks.text.tokens import TOKENIZERS, choose_tokenizer
+
+    assert choose_tokenizer(["这本书写得真好", "质量很差, 不推荐"])[0] == "char"
+    name, why = choose_tokenizer(["The function returns an array.", "Plot the data, then save it."])
+    assert name == "words" and "0 % of the training texts' characters are CJK" in why
+    assert choose_tokenizer(["한국어 문장은 띄어쓰기를 한다"])[0] == "words"  # Hangul has spaces between words
+    assert TOKENIZERS.get("words")("Don't panic: x2 + y_3!") == ["don", "t", "panic", "x2", "y_3"]

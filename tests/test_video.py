@@ -93,10 +93,10 @@ def test_moving_digits_is_deterministic_and_test_clips_use_test_digits(digits):
 def test_one_frame_tells_the_digit_but_not_the_direction(digits):
     train, test, classes, _ = digits
     probe = one_frame_probe(train.arrays(), test.arrays(), len(classes), LABEL_PARTS)
-    assert list(probe) == ["val_acc", "val_digit_acc", "val_direction_acc"]
-    assert 0.44 < probe["val_direction_acc"] < 0.56
-    assert probe["val_digit_acc"] > 0.7
-    assert list(one_frame_probe(train.arrays(), test.arrays(), len(classes))) == ["val_acc"]  # no parts: top-1
+    assert list(probe) == ["test_acc", "test_digit_acc", "test_direction_acc"]
+    assert 0.44 < probe["test_direction_acc"] < 0.56
+    assert probe["test_digit_acc"] > 0.7
+    assert list(one_frame_probe(train.arrays(), test.arrays(), len(classes))) == ["test_acc"]  # no parts: top-1
 
 
 def test_the_moving_digits_builder_says_its_label_parts_and_gives_its_clips():
@@ -392,9 +392,11 @@ def video_run(image_run, tmp_path_factory):
 
 def test_video_run_transfers_the_image_backbone_and_reports_the_one_frame_check(image_run, video_run, capsys):
     summary = json.loads((video_run / "summary.json").read_text())
-    assert {"val_acc", "val_digit_acc", "val_direction_acc", "val_top5"} <= set(summary["final_metrics"])
+    assert {"test_acc", "test_digit_acc", "test_direction_acc", "test_top5"} <= set(summary["test_metrics"])
+    assert {"val_acc", "val_digit_acc", "val_direction_acc", "val_top5"} <= set(summary["val_metrics"])
     probe = summary["baselines"]["one_frame_logreg"]
-    assert 0.44 < probe["val_direction_acc"] < 0.56
+    assert 0.44 < probe["test_direction_acc"] < 0.56
+    assert summary["baselines"]["frame_diff_logreg"]["test_acc"] > 0  # fitted beside the network
     assert summary["attention"] == "backbone" and summary["gflops"] > 0  # the option: the run's, resolved in meta
     run = load_run(video_run)
     image = load_run(image_run)
@@ -540,7 +542,7 @@ def test_the_clip_figure_draws_the_frames_and_the_models_frame_weights(video_run
 
 def test_video_eval_predict_visualize_export(video_run, video_folder, tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(video_run)]) == 0
-    assert "val_direction_acc" in capsys.readouterr().out
+    assert "test_direction_acc" in capsys.readouterr().out
     clip = tmp_path / "clip.mp4"
     write_video(clip, moving_square(10, 1))
     assert main(["predict", "--checkpoint", str(video_run), str(clip), str(tmp_path / "missing.mp4")]) == 2
@@ -583,7 +585,7 @@ def test_a_transferred_backbone_trains_at_its_scaled_rate_or_not_at_all(image_ru
     from attnlab.engine.trainer import build_optimizer
 
     config = TrainConfig.create(
-        "video", backbone=str(image_run), lr=1e-3, backbone_lr_scale=0.1, freeze_backbone=freeze
+        "video", backbone=str(image_run), epochs=1, lr=1e-3, backbone_lr_scale=0.1, freeze_backbone=freeze
     )
     task = config.new_task(meta={**VIDEO_META, "attention": "cbam"}, runs=RUNS)
     model = task.build_model()
@@ -594,7 +596,7 @@ def test_a_transferred_backbone_trains_at_its_scaled_rate_or_not_at_all(image_ru
             assert rate.get(id(p)) == (None if freeze else pytest.approx(1e-4)), name
         else:
             assert rate[id(p)] == pytest.approx(1e-3), name
-    scratch = TrainConfig.create("video", backbone="none", lr=1e-3)  # no transfer: one rate for all
+    scratch = TrainConfig.create("video", backbone="none", epochs=1, lr=1e-3)  # no transfer: one rate for all
     task = scratch.new_task(meta=VIDEO_META)
     model = task.build_model()
     assert {g["initial_lr"] for g in build_optimizer(scratch.recipe, task, model, 10)[0].param_groups} == {1e-3}
@@ -609,6 +611,9 @@ def test_the_default_video_run_asks_for_the_default_image_run_first():
     assert image_run.new_task().default_out() == need.folder  # what `attnlab train` makes, where it makes it
     assert TrainConfig.create("video", backbone="runs/mine").new_task().prerequisites() == []
     assert TrainConfig.create("video", backbone=None).new_task().prerequisites() == []
+    # auto: a videofolder's RGB frames train from scratch (the digits backbone transfers badly to them, measured)
+    assert VideoOptions(data="videofolder").backbone is None and VideoOptions().backbone == DEFAULT_BACKBONE
+    assert VideoOptions(backbone_weights="r18.pth").backbone is None  # the weights given are the source
 
 
 def test_a_video_run_evaluates_after_its_backbone_run_is_gone(video_run, tmp_path):

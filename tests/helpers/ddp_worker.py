@@ -31,7 +31,8 @@ def main(out: str) -> None:
     task = config.new_task()
     data = build_data(config, task)
     model = build_model(config, task)
-    train, _, sampler = build_loaders(data, config, task, ctx, workers=0)
+    loaders = build_loaders(data, config.recipe, task, ctx, workers=0)
+    train, sampler = loaders.train, loaders.sampler
     optimizer, scheduler = build_optimizer(config.recipe, task, model, len(train))
     net = DistributedDataParallel(model) if ctx.distributed else model
     seed_everything(epoch_seed(config.recipe.seed, 0))

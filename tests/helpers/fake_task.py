@@ -101,7 +101,13 @@ class FakeCLI(TaskCLI):
 class FakeTask(Task):
     Options = FakeOptions
     CLI = FakeCLI
-    recipe = {"epochs": 3, "batch_size": 16, "lr": 0.05, "optimizer": "sgd"}
+    recipe = {
+        "samples_seen": 261,
+        "base_batch": 16,
+        "base_lr": 0.05,
+        "min_steps": 1,
+        "optimizer": "sgd",
+    }  # 3 epochs of 87
     unit = "points"
     description = "test task"
     eval_batch_size = 8  # several batches per rank: the reduction is exercised

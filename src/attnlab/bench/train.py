@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from ..engine.config import TrainConfig
 from ..engine.distributed import DistContext
 from ..engine.loop import train_one_epoch
+from ..engine.plan import plan_recipe
 from ..engine.trainer import build_data, build_loaders, build_model, build_optimizer
 from ..measure.machine import machine
 
@@ -36,11 +37,13 @@ def run(config: TrainConfig, rounds: int) -> dict:
     data = build_data(config, task)
     ctx = DistContext()
     model = task.prepare_model(build_model(config, task), ctx.device)
-    loader, _, sampler = build_loaders(data, config, task, ctx, workers=0)
-    optimizer, scheduler = build_optimizer(config.recipe, task, model, len(loader))
+    recipe = plan_recipe(config.recipe, len(data.train)).recipe
+    loaders = build_loaders(data, recipe, task, ctx, workers=0)
+    loader, sampler = loaders.train, loaders.sampler
+    optimizer, scheduler = build_optimizer(recipe, task, model, len(loader))
     bare_model = build_model(config, task)
-    bare_opt = torch.optim.SGD(bare_model.parameters(), lr=config.recipe.lr, momentum=0.9, nesterov=True)
-    bare_loader = DataLoader(data.train.dataset, config.recipe.batch_size, shuffle=True)  # without the seeding wrapper
+    bare_opt = torch.optim.SGD(bare_model.parameters(), lr=recipe.lr, momentum=0.9, nesterov=True)
+    bare_loader = DataLoader(data.train.dataset, recipe.batch_size, shuffle=True)  # without the seeding wrapper
     n = len(data.train)
     times: dict[str, list[float]] = {"trainer": [], "bare": []}
     for r in range(rounds + 1):  # round 0 warms up

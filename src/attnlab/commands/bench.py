@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from .base import Command, register_command
 
 # modules under attnlab.bench with a main(argv) (imported only when run)
-BENCHMARKS = ("attention", "modules", "models", "train", "segment", "text", "video")
+BENCHMARKS = ("attention", "modules", "models", "train", "segment", "text", "video", "your-data", "profile")
 
 
 def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    module = importlib.import_module(f"attnlab.bench.{args.which}")
+    module = importlib.import_module(f"attnlab.bench.{args.which.replace('-', '_')}")  # your-data: your_data
     return module.main(args.args)
 
 

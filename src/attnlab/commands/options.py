@@ -34,9 +34,16 @@ __all__ = [
 ]
 
 RECIPE_HELP = {
-    "epochs": "training epochs",
-    "batch_size": "global batch, over all processes",
-    "lr": "peak learning rate",
+    "epochs": "training epochs (default: from --samples-seen and the training split's size)",
+    "batch_size": "global batch, over all processes (default: --base-batch, smaller for small data)",
+    "lr": "peak learning rate (default: --base-lr scaled to the batch)",
+    "samples_seen": "training samples seen in a run without --epochs",
+    "max_epochs": "the most epochs --samples-seen may give (tiny data sets)",
+    "base_batch": "the batch when an epoch has at least --min-steps steps",
+    "base_lr": "the peak learning rate at --base-batch",
+    "min_steps": "the fewest steps an epoch should have (the batch shrinks below that)",
+    "val_fraction": "of each class carved from the training split for validation (data without its own)",
+    "early_stop": "stop after this many epochs without a better validation metric (0: never)",
     "optimizer": "SGD (Nesterov momentum 0.9) or AdamW",
     "schedule": "learning-rate schedule",
     "weight_decay": "weight decay (not on biases and norm scales)",

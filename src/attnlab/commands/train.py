@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..engine.loop import heldout_name
 from ..engine.trainer import RunOptions, fit
 from .base import Command, register_command
 from .config_file import to_yaml
@@ -55,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
     summary = fit(config, run_options(args, out, resume=args.resume, overwrite=args.overwrite))
     if summary is not None:
         monitor = summary["monitor"]
+        test = heldout_name(monitor)
         print(
-            f"final {monitor} {summary[f'final_{monitor}']:.4f}, best {summary[f'best_{monitor}']:.4f}, "
+            f"{test} {summary[test]:.4f} (the test split, scored once), best {monitor} "
+            f"{summary[f'best_{monitor}']:.4f} (epoch {summary['best_epoch']} of {summary['epochs']}), "
             f"{summary['wall_seconds']:.0f} s; run folder {out}"
         )
     return 0

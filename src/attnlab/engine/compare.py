@@ -19,6 +19,7 @@ import torch
 from ..measure.timing import interleaved_times
 from ..report.tables import rate_key
 from .config import TrainConfig
+from .loop import heldout_name
 from .run_folder import LAST, SUMMARY, load_run
 from .trainer import RunOptions, fit
 
@@ -77,8 +78,9 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], *, latency: bool = True) -> list[dict]:
-    """One row per variant: the monitored metric's final and best values, mean ± std over seeds, every final
-    metric's mean and std, and cost; then one row per classical baseline the task measured (same test split)."""
+    """One row per variant: the monitored metric on the test split (each run's best-on-validation checkpoint,
+    scored once) and its best validation value, mean ± std over seeds, every test metric's mean and std, the
+    recipe each run planned, and cost; then one row per classical baseline the task measured (same test split)."""
     by_label: dict[str, tuple[Variant, list[dict]]] = {}
     for variant, summary in results:
         by_label.setdefault(label(variant), (variant, []))[1].append(summary)
@@ -86,21 +88,25 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
     rows = []
     for name, (variant, runs) in by_label.items():
         monitor = runs[0]["monitor"]
+        metric = heldout_name(monitor)
         rate = "train_" + rate_key(runs[0]["unit"])
-        final_mean, final_std = _mean_std([r[f"final_{monitor}"] for r in runs])
+        test_mean, test_std = _mean_std([r["test_metrics"][metric] for r in runs])
         metrics = {}
-        for key in runs[0].get("final_metrics", {}):
-            metrics[key], metrics[f"{key}_std"] = _mean_std([r["final_metrics"][key] for r in runs])
+        for key in runs[0]["test_metrics"]:
+            metrics[key], metrics[f"{key}_std"] = _mean_std([r["test_metrics"][key] for r in runs])
         rows.append(
             {
                 "variant": name,
                 **{k: ("none" if v is None else v) for k, v in variant.items()},
                 "runs": len(runs),
                 "monitor": monitor,
+                "metric": metric,
                 "unit": runs[0]["unit"],
-                "final_mean": final_mean,
-                "final_std": final_std,
-                "best_mean": statistics.fmean(r[f"best_{monitor}"] for r in runs),
+                "test_mean": test_mean,
+                "test_std": test_std,
+                "val_mean": statistics.fmean(r[f"best_{monitor}"] for r in runs),
+                "epochs": statistics.fmean(r["epochs"] for r in runs),
+                "plan": runs[0]["plan"]["note"],
                 "params": runs[0]["params"],
                 "gflops": runs[0]["gflops"],
                 rate: statistics.fmean(r[rate] for r in runs),
@@ -110,12 +116,12 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
         )
     first = results[0][1]
     for name, scores in first.get("baselines", {}).items():  # deterministic: the same on every run
-        monitor = first["monitor"]
+        monitor, metric = first["monitor"], heldout_name(first["monitor"])
         row = dict.fromkeys(rows[0], float("nan"))
-        row.update({"variant": f"{name} (baseline)", "runs": 0, "monitor": monitor, "params": 0, "gflops": 0.0})
-        row["unit"] = rows[0]["unit"]
+        row.update({"variant": f"{name} (baseline)", "runs": 0, "monitor": monitor, "metric": metric})
+        row.update({"params": 0, "gflops": 0.0, "unit": rows[0]["unit"], "plan": "", "epochs": 0})
         row.update({k: "—" for k in results[0][0]})
-        row.update({"final_mean": scores[monitor], "final_std": 0.0, "best_mean": scores[monitor]})
+        row.update({"test_mean": scores[metric], "test_std": 0.0})
         row.update({k: v for k, v in scores.items() if k in row})
         row.update({f"{k}_std": 0.0 for k in scores if f"{k}_std" in row})
         rows.append(row)

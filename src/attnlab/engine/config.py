@@ -20,27 +20,47 @@ SCHEDULES = ("onecycle", "cosine")
 
 @dataclass
 class Recipe:
-    """How every task trains; a task overrides the defaults with its ``recipe`` (the CLI's defaults follow)."""
+    """How every task trains; a task overrides the defaults with its ``recipe`` (the CLI's defaults follow).
 
-    epochs: int = 10
-    batch_size: int = 64  # global, over all processes
-    lr: float = 1e-3  # peak learning rate
+    ``epochs``, ``batch_size`` and ``lr`` left at None are derived from the number of training samples
+    (``engine.plan``): ``samples_seen`` in all, a batch of ``base_batch`` unless an epoch would then have fewer
+    than ``min_steps`` steps, the learning rate ``base_lr`` scaled to the batch. Given, they are used as they are.
+    """
+
+    epochs: int | None = None
+    batch_size: int | None = None  # global, over all processes
+    lr: float | None = None  # peak learning rate
+    samples_seen: int = 50_000  # training samples seen in a run whose --epochs is not given
+    max_epochs: int = 100  # the most epochs derived from ``samples`` (tiny data sets)
+    base_batch: int = 64  # the batch where an epoch has at least ``min_steps`` steps
+    base_lr: float = 1e-3  # the peak learning rate at ``base_batch``
+    min_steps: int = 10  # the fewest optimizer steps an epoch should have: a smaller batch below that
     optimizer: str = "adamw"  # SGD with Nesterov momentum 0.9, or AdamW
     schedule: str = "onecycle"
     weight_decay: float = 0.05
     seed: int = 0
+    val_fraction: float = 0.1  # of each class, carved from the training split when the data has no validation
+    early_stop: int = 0  # stop after this many epochs without a better validation metric (0: never)
     freeze_bn: bool = False  # batch-norm layers in eval mode: frozen statistics (fine-tuning, exact DDP checks)
     train_limit: int | None = None  # use only the first N training samples (quick runs)
 
     def __post_init__(self) -> None:
+        positive = lambda v: v is None or v >= 1  # noqa: E731
         checks = [
-            (self.epochs >= 1, "--epochs", "a positive int", self.epochs),
-            (self.batch_size >= 1, "--batch-size", "a positive int", self.batch_size),
-            (self.lr > 0, "--lr", "a positive number", self.lr),
+            (positive(self.epochs), "--epochs", "a positive int", self.epochs),
+            (positive(self.batch_size), "--batch-size", "a positive int", self.batch_size),
+            (self.lr is None or self.lr > 0, "--lr", "a positive number", self.lr),
+            (self.samples_seen >= 1, "--samples-seen", "a positive int", self.samples_seen),
+            (self.max_epochs >= 1, "--max-epochs", "a positive int", self.max_epochs),
+            (self.base_batch >= 1, "--base-batch", "a positive int", self.base_batch),
+            (self.base_lr > 0, "--base-lr", "a positive number", self.base_lr),
+            (self.min_steps >= 1, "--min-steps", "a positive int", self.min_steps),
             (self.weight_decay >= 0, "--weight-decay", "a number >= 0", self.weight_decay),
             (self.optimizer in OPTIMIZERS, "--optimizer", f"one of {OPTIMIZERS}", self.optimizer),
             (self.schedule in SCHEDULES, "--schedule", f"one of {SCHEDULES}", self.schedule),
-            (self.train_limit is None or self.train_limit >= 1, "--train-limit", "a positive int", self.train_limit),
+            (0 < self.val_fraction <= 0.5, "--val-fraction", "a number in (0, 0.5]", self.val_fraction),
+            (self.early_stop >= 0, "--early-stop", "an int >= 0 (0: never)", self.early_stop),
+            (positive(self.train_limit), "--train-limit", "a positive int", self.train_limit),
         ]
         for ok, name, expected, got in checks:
             if not ok:

@@ -12,11 +12,11 @@ __all__ = ["evaluate_run"]
 
 
 def evaluate_run(run: LoadedRun, *, workers: int = 0) -> dict:
-    """The task's metrics (``val_*``) and details of a loaded run on its test split, with what was evaluated."""
+    """The task's metrics (``test_*``) and details of a loaded run on its test split, with what was evaluated."""
     bundle = run.data()
     ctx = DistContext(device=next(run.model.parameters()).device)
     loader = DataLoader(bundle.test, run.task.eval_batch_size, num_workers=workers, collate_fn=bundle.collate_fn)
-    scalars, details = evaluate(run.model, loader, ctx, run.task)
+    scalars, details = evaluate(run.model, loader, ctx, run.task, split="test")
     return {
         "checkpoint": str(run.file),
         "epoch": run.doc["epoch"],

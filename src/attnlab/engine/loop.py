@@ -83,8 +83,11 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, task: Task) -> tuple[dict[str, float], dict]:
-    """(``val_<name>`` scalars, details such as a confusion matrix) of the task's metric over ``loader``."""
+def evaluate(
+    model: nn.Module, loader: DataLoader, ctx: DistContext, task: Task, split: str = "val"
+) -> tuple[dict[str, float], dict]:
+    """(``<split>_<name>`` scalars, details such as a confusion matrix) of the task's metric over ``loader``:
+    ``val_*`` on the validation split, ``test_*`` on the test split."""
     model.eval()
     metric = task.metric(training=False)
     for batch in loader:
@@ -95,4 +98,9 @@ def evaluate(model: nn.Module, loader: DataLoader, ctx: DistContext, task: Task)
         metric.update(output, target, loss)
     metric.sums = ctx.all_reduce_sum(metric.sums)
     scalars, details = metric.compute()
-    return {f"val_{k}": v for k, v in scalars.items()}, details
+    return {f"{split}_{k}": v for k, v in scalars.items()}, details
+
+
+def heldout_name(monitor: str) -> str:
+    """The test split's name of a validation metric: ``val_acc`` -> ``test_acc``."""
+    return "test_" + monitor.removeprefix("val_")

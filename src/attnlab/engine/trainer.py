@@ -30,7 +30,8 @@ from ..tasks import Task, TaskData
 from .checkpoint import atomic_write_text, load_checkpoint, model_state, restore_optimizer, save_checkpoint
 from .config import Recipe, TrainConfig
 from .distributed import DistContext, setup_distributed
-from .loop import NonFiniteLoss, evaluate, train_one_epoch
+from .loop import NonFiniteLoss, evaluate, heldout_name, train_one_epoch
+from .plan import Plan, plan_recipe
 from .progress import EpochProgress
 from .run_folder import (
     BEST,
@@ -51,6 +52,7 @@ __all__ = [
     "build_data",
     "build_model",
     "build_loaders",
+    "Loaders",
     "build_optimizer",
     "RunError",
     "seed_everything",
@@ -79,12 +81,19 @@ def seed_everything(seed: int) -> None:
 
 
 def build_data(config: TrainConfig, task: Task, download: bool = False) -> TaskData:
-    """The task's data (its meta then bound to ``task``), the training split cut to ``train_limit`` and augmented
-    by (seed, epoch, index)."""
+    """The task's data (its meta then bound to ``task``) with a validation split (the data's own, else carved
+    from the training split), the training split cut to ``train_limit`` and augmented by (seed, epoch, index)."""
     data = task.build_data(download=download)
     task.meta = data.meta
-    if config.recipe.train_limit is not None and config.recipe.train_limit < len(data.train):
-        data.train = Subset(data.train, range(config.recipe.train_limit))
+    if data.val is None:
+        data = task.split_validation(data, config.recipe.val_fraction)
+    limit = config.recipe.train_limit
+    if limit is not None and limit < len(data.train):
+        data.train = Subset(data.train, range(limit))
+        data.lengths = None if data.lengths is None else list(data.lengths)[:limit]
+        # the baselines fit on the samples the network trains on (``TaskData.training_samples``)
+        kept = data.split["train"] if data.split is not None else list(range(len(data.train_eval or data.train)))
+        data.split = {"train": kept[:limit], "val": data.split["val"] if data.split is not None else []}
     data.train = EpochSeeded(data.train, config.recipe.seed)
     return data
 
@@ -126,25 +135,36 @@ def build_optimizer(recipe: Recipe, task: Task, model: nn.Module, steps_per_epoc
     return optimizer, scheduler
 
 
-def build_loaders(data: TaskData, config: TrainConfig, task: Task, ctx: DistContext, workers: int):
-    """(train loader, test loader, train sampler) for this process's rank."""
+@dataclass
+class Loaders:
+    """This process's loaders: training (with its sampler), validation (every epoch) and test (once)."""
+
+    train: DataLoader
+    val: DataLoader
+    test: DataLoader
+    sampler: DistributedSampler | LengthGroupedSampler
+
+
+def build_loaders(data: TaskData, recipe: Recipe, task: Task, ctx: DistContext, workers: int) -> Loaders:
+    """The loaders of this process's rank; ``recipe`` planned (its batch size resolved: ``plan_recipe``)."""
     pin = ctx.device.type == "cuda"
-    per_rank = max(1, config.recipe.batch_size // ctx.world_size)  # --batch-size is the global batch
+    per_rank = max(1, recipe.batch_size // ctx.world_size)  # --batch-size is the global batch
     # One process or many, the same seeded permutation per epoch: rank r takes every world_size-th index, so
     # the ranks' batches b together are exactly the one-process batch b.
-    seed = config.recipe.seed
     if data.lengths is not None:  # variable lengths: batches of similar lengths, the same split across ranks
         lengths = data.lengths[: len(data.train)]
         sampler = LengthGroupedSampler(
-            lengths, config.recipe.batch_size, world_size=ctx.world_size, rank=ctx.rank, seed=seed
+            lengths, recipe.batch_size, world_size=ctx.world_size, rank=ctx.rank, seed=recipe.seed
         )
     else:
-        sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=seed)
+        sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=recipe.seed)
     common = {"num_workers": workers, "pin_memory": pin, "collate_fn": data.collate_fn}
+
+    def shard(split):  # disjoint shards, no padding: every sample is evaluated once
+        return DataLoader(Subset(split, range(ctx.rank, len(split), ctx.world_size)), task.eval_batch_size, **common)
+
     train = DataLoader(data.train, per_rank, sampler=sampler, **common)
-    test_part = Subset(data.test, range(ctx.rank, len(data.test), ctx.world_size))  # disjoint shards, no padding
-    test = DataLoader(test_part, task.eval_batch_size, **common)
-    return train, test, sampler
+    return Loaders(train, shard(data.val), shard(data.test), sampler)
 
 
 def _rng_state() -> dict:
@@ -187,24 +207,49 @@ def _improves(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
+def _better(record: dict, best: dict | None, monitor: str, mode: str) -> bool:
+    """Whether an epoch's validation record beats the best so far: a better monitored metric, or an equal one
+    with a lower validation loss (a small validation split ties often, and the later, calmer epoch of a
+    decaying schedule is the one to keep)."""
+    if best is None or _improves(record[monitor], best[monitor], mode):
+        return True
+    tie = record[monitor] == best[monitor] and monitor != "val_loss" and "val_loss" in record
+    return tie and record["val_loss"] < best["val_loss"]
+
+
 @dataclass
 class _RunState:
     """Where a run stands after its finished epochs (what ``last.safetensors`` restores)."""
 
     epoch: int = 0
     history: list = field(default_factory=list)
-    best: float | None = None  # of the task's monitored metric
+    best: float | None = None  # of the task's monitored (validation) metric
+    best_epoch: int = 0
     wall_seconds: float = 0.0  # of the finished epochs, over every process that worked on the run
 
+    def stale(self, patience: int) -> bool:
+        """Whether ``patience`` epochs have passed without a better validation metric (0: never stop)."""
+        return patience > 0 and self.epoch - self.best_epoch >= patience
 
-def _resume(out: Path, model: nn.Module, optimizer, scheduler, monitor: str) -> _RunState:
+
+def _best_epoch(history: list, monitor: str, mode: str) -> int:
+    best = None
+    for record in history:
+        if _better(record, best, monitor, mode):
+            best = record
+    return 0 if best is None else best["epoch"]
+
+
+def _resume(out: Path, model: nn.Module, optimizer, scheduler, monitor: tuple[str, str]) -> _RunState:
     tensors, doc = load_checkpoint(out / LAST)
     load_model_weights(model, model_state(tensors), out / LAST)
     restore_optimizer(optimizer, tensors, doc)
     scheduler.load_state_dict(doc["scheduler"])
     _restore_rng(tensors, doc)
-    best = doc["best"]["value"] if "best" in doc else doc.get(f"best_{monitor}")  # (runs before tasks: best_val_acc)
-    return _RunState(doc["epoch"], doc["history"], best, doc.get("wall_seconds", 0.0))
+    name, mode = monitor
+    best = doc["best"]["value"] if "best" in doc else doc.get(f"best_{name}")  # (runs before tasks: best_val_acc)
+    epoch = doc.get("best_epoch") or _best_epoch(doc["history"], name, mode)
+    return _RunState(doc["epoch"], doc["history"], best, epoch, doc.get("wall_seconds", 0.0))
 
 
 def _wrap(model: nn.Module, opts: RunOptions, ctx: DistContext) -> nn.Module:
@@ -227,41 +272,52 @@ def _load_data(config: TrainConfig, task: Task, opts: RunOptions, ctx: DistConte
     return data
 
 
-def _save_epoch(out: Path, config, data, model, optimizer, scheduler, state: _RunState, details: dict, improved: bool):
-    """last.* every epoch, best.* on improvement, metrics.jsonl: each written atomically."""
-    meta = {
+def _checkpoint_meta(config: TrainConfig, plan: Plan, data: TaskData, state: _RunState, details: dict) -> dict:
+    return {
         "config": config.to_dict(),
+        "plan": plan.to_dict(),
         "epoch": state.epoch,
         "history": state.history,
         "best": {"metric": config.task_class.monitor[0], "value": state.best},
+        "best_epoch": state.best_epoch,
         "wall_seconds": state.wall_seconds,
         "eval": details,
         "data_meta": data.meta,
     }
+
+
+def _save_epoch(out: Path, meta: dict, model, optimizer, scheduler, state: _RunState, improved: bool) -> None:
+    """last.* every epoch, best.* on improvement, metrics.jsonl: each written atomically."""
     save_checkpoint(out / LAST, model, meta, optimizer=optimizer, scheduler=scheduler, rng=_rng_state())
     if improved:
         save_checkpoint(out / BEST, model, meta)
     atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in state.history))
 
 
-def _summary(config: TrainConfig, task: Task, data: TaskData, model: nn.Module, state: _RunState, device) -> dict:
+def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunState, test: dict, device) -> dict:
     history = state.history
     monitor, rate = task.monitor[0], rate_key(task.unit)
     example = [x.to(device) for x in task.example_input()]
+    best = next((r for r in history if r["epoch"] == state.best_epoch), {})
     return {
-        f"final_{monitor}": history[-1][monitor] if history else None,
+        **config.to_dict(),  # what was asked (None: planned); the keys below say what was done
+        heldout_name(monitor): test.get(heldout_name(monitor)),
         f"best_{monitor}": state.best,
         "monitor": monitor,
-        "final_metrics": {k: v for k, v in history[-1].items() if k.startswith("val_")} if history else {},
+        "best_epoch": state.best_epoch,
+        "val_metrics": {k: v for k, v in best.items() if k.startswith("val_")},
+        "test_metrics": test,
         "params": count_params(model),
         "gflops": count_flops(model, *example) / 1e9,
         "wall_seconds": state.wall_seconds,
         "epochs": len(history),
+        "stopped_early": len(history) < plan.recipe.epochs,
+        "plan": plan.to_dict(),
+        "splits": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
         f"train_{rate}": float(np.mean([r[rate] for r in history])) if history else None,
         "baselines": task.baselines(data),
         "unit": task.unit,
         "task": config.task,
-        **config.to_dict(),
     }
 
 
@@ -271,9 +327,24 @@ def _say(ctx: DistContext, opts: RunOptions, lines: list[str]) -> None:
             print(line, flush=True)
 
 
+def _test(out: Path, model: nn.Module, net: nn.Module, loaders: Loaders, ctx: DistContext, task: Task) -> dict:
+    """The test split, scored once, with the best checkpoint's weights; best.* then keeps the test figures and
+    details (``attnlab eval`` prints them)."""
+    ctx.barrier()  # best.* is written by rank 0
+    doc = None
+    if (out / BEST).is_file():
+        tensors, doc = load_checkpoint(out / BEST)
+        load_model_weights(model, model_state(tensors), out / BEST)
+    test, details = evaluate(net, loaders.test, ctx, task, split="test")
+    if ctx.is_main and doc is not None:
+        doc.pop("format")
+        save_checkpoint(out / BEST, model, {**doc, "test": test, "eval": details, "val_eval": doc.get("eval")})
+    return test
+
+
 def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None:
     out = Path(opts.out)
-    task, recipe = config.new_task(runs=RUNS), config.recipe
+    task = config.new_task(runs=RUNS)
     monitor, mode = task.monitor
     task.check_names()  # unknown names (model, attention, data …) fail before anything is written
     if ctx.is_main:
@@ -281,30 +352,34 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     ctx.barrier()
     wall_start = time.perf_counter()
     data = _load_data(config, task, opts, ctx)
-    _say(ctx, opts, data.meta.get("notes", []))
+    plan = plan_recipe(config.recipe, len(data.train), task.unit, task.sample_size())
+    recipe = plan.recipe
+    _say(ctx, opts, [*data.meta.get("notes", []), plan.note])
     model = build_model(config, task)
     if not opts.resume:
         _say(ctx, opts, task.initialize(model))
     model = task.prepare_model(model, ctx.device)
-    train_loader, test_loader, sampler = build_loaders(data, config, task, ctx, opts.workers)
-    optimizer, scheduler = build_optimizer(recipe, task, model, len(train_loader))
-    state = _resume(out, model, optimizer, scheduler, monitor) if opts.resume else _RunState()
+    loaders = build_loaders(data, recipe, task, ctx, opts.workers)
+    optimizer, scheduler = build_optimizer(recipe, task, model, len(loaders.train))
+    state = _resume(out, model, optimizer, scheduler, task.monitor) if opts.resume else _RunState()
     wall_before = state.wall_seconds - wall_start  # + perf_counter(): the run's wall time so far
     net = _wrap(model, opts, ctx)
 
     interrupted, failure = False, None
     try:
         for epoch in range(state.epoch, recipe.epochs):
+            if state.stale(recipe.early_stop):
+                break
             seed_everything(epoch_seed(recipe.seed, epoch))
-            sampler.set_epoch(epoch)  # the shuffle
+            loaders.sampler.set_epoch(epoch)  # the shuffle
             data.train.set_epoch(epoch)  # the augmentation
             lr = scheduler.get_last_lr()[0]
             show = opts.progress and ctx.is_main
-            total = len(train_loader.dataset)
+            total = len(loaders.train.dataset)
             with EpochProgress(epoch + 1, recipe.epochs, total, task.unit, enabled=show) as progress:
                 stats = train_one_epoch(
                     net,
-                    train_loader,
+                    loaders.train,
                     optimizer,
                     scheduler,
                     ctx,
@@ -312,21 +387,24 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
                     freeze_bn=recipe.freeze_bn,
                     on_step=progress.update,
                 )
-            val, details = evaluate(net, test_loader, ctx, task)
+            val, details = evaluate(net, loaders.val, ctx, task)
             rate = rate_key(task.unit)
             train_metrics = {k: v for k, v in stats.items() if k.startswith("train_")}
             record = {"epoch": epoch + 1, **train_metrics, **val, "lr": lr, rate: stats[rate]}
             record["seconds"] = stats["seconds"]
             if monitor not in record:
                 raise RunError(f"task {task.name!r} monitors {monitor!r}, which its metrics do not report")
-            improved = _improves(record[monitor], state.best, mode)
+            best_record = next((r for r in state.history if r["epoch"] == state.best_epoch), None)
+            improved = _better(record, best_record, monitor, mode)
             state.epoch = epoch + 1
-            state.best = record[monitor] if improved else state.best
+            if improved:
+                state.best, state.best_epoch = record[monitor], epoch + 1
             state.history.append(record)
             state.wall_seconds = wall_before + time.perf_counter()
             progress.line(record)
+            meta = _checkpoint_meta(config, plan, data, state, details)
             if ctx.is_main:
-                _save_epoch(out, config, data, model, optimizer, scheduler, state, details, improved)
+                _save_epoch(out, meta, model, optimizer, scheduler, state, improved)
             ctx.barrier()
     except KeyboardInterrupt:
         interrupted = True
@@ -341,10 +419,17 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
             f"training {what}; {keep}. Resume with the same command and --resume"
             + ("" if interrupted else " after lowering --lr")
         )
+    if state.stale(recipe.early_stop) and state.epoch < recipe.epochs:
+        _say(
+            ctx,
+            opts,
+            [f"early stop: no better {monitor} in {recipe.early_stop} epochs (best: epoch {state.best_epoch})"],
+        )
+    test = _test(out, model, net, loaders, ctx, task)
     state.wall_seconds = wall_before + time.perf_counter()
     if not ctx.is_main:
         return None
-    summary = _summary(config, task, data, model, state, ctx.device)  # rank 0 alone: baselines and FLOPs once
+    summary = _summary(config, plan, task, data, model, state, test, ctx.device)  # rank 0 alone: baselines once
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     if state.history:
         from ..report.curves import plot_curves  # matplotlib only at the end

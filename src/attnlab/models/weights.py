@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__ = ["load_torchvision_weights", "read_state_dict"]
+__all__ = ["adapt_input_channels", "load_torchvision_weights", "read_state_dict"]
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -33,14 +33,28 @@ def _replaced_prefixes(model: nn.Module) -> tuple[str, ...]:
     return tuple(f"{name}.{layer}." for name, m in model.named_modules() for layer in getattr(m, "replaced", ()))
 
 
+def adapt_input_channels(weight: Tensor, shape: torch.Size) -> Tensor:
+    """A conv kernel (O, C, k, k) for ``shape`` = (O, C', k, k): RGB summed to one channel, one channel repeated
+    over C' and divided by C'; ``weight`` unchanged when anything else differs (then it is not loaded)."""
+    if weight.shape == shape or weight.shape[0] != shape[0] or weight.shape[2:] != shape[2:]:
+        return weight
+    if shape[1] == 1:
+        return weight.sum(dim=1, keepdim=True)
+    if weight.shape[1] == 1:
+        return weight.repeat(1, shape[1], 1, 1) / shape[1]
+    return weight
+
+
 def load_torchvision_weights(model: nn.Module, state_dict_or_path: Mapping[str, Tensor] | str | Path) -> list[str]:
     """Copy every matching backbone tensor of a torchvision ResNet state dict into ``model``.
 
-    ``fc`` is skipped when its shape differs (another ``num_classes``), and so is the stem conv (another
-    ``stem`` or ``in_chans``). Returns the model's keys left at their initial values: the attention
-    modules' (``attn``), and fc / stem where skipped. Raises ``ValueError`` for any other shape mismatch
-    and for source keys the model has no place for (another depth, another architecture), except those of
-    the 3×3 convs a branch attention replaced.
+    ``fc`` is skipped when its shape differs (another ``num_classes``), and so is the stem conv of another
+    ``stem``. A stem conv that differs only in its input channels is adapted as timm's ``adapt_input_conv``
+    does: summed over RGB for one channel, a one-channel kernel repeated and divided by C for C channels (a
+    gray image copied into every channel gives the same response). Returns the model's keys left at their
+    initial values: the attention modules' (``attn``), and fc / stem where skipped. Raises ``ValueError`` for
+    any other shape mismatch and for source keys the model has no place for (another depth, another
+    architecture), except those of the 3×3 convs a branch attention replaced.
     """
     source = read_state_dict(state_dict_or_path) if isinstance(state_dict_or_path, (str, Path)) else state_dict_or_path
     if not isinstance(source, Mapping):
@@ -65,6 +79,9 @@ def load_torchvision_weights(model: nn.Module, state_dict_or_path: Mapping[str, 
             f"state_dict_or_path: {len(unexpected)} keys have no place in the model, e.g. "
             f"{unexpected[:3]}; is it the same ResNet depth?"
         )
+    source = dict(source)
+    if "conv1.weight" in source and "conv1.weight" in target:
+        source["conv1.weight"] = adapt_input_channels(source["conv1.weight"], target["conv1.weight"].shape)
     loadable = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
     with torch.no_grad():
         for k, v in loadable.items():

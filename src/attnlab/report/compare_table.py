@@ -30,22 +30,24 @@ def comparison_markdown(
     fields: list[str],
     is_fraction: Callable[[str], bool],
 ) -> str:
-    """A comparison's rows (``engine.compare.aggregate``) as Markdown: the varied fields, the monitored metric
-    (mean ± std), cost; then every final metric of each row (baselines included), fractions in percent."""
+    """A comparison's rows (``engine.compare.aggregate``) as Markdown: the varied fields, the monitored metric on
+    the test split (mean ± std) and on validation, cost; then every test metric of each row (baselines
+    included), fractions in percent."""
     r0 = rows[0]
-    monitor, unit = r0["monitor"], r0["unit"]
+    monitor, metric, unit = r0["monitor"], r0["metric"], r0["unit"]
     rate = "train_" + rate_key(unit)
     scale = 100 if is_fraction(monitor) else 1
-    shown = f"{monitor} (%)" if scale == 100 else monitor
+    shown, val_shown = (f"{metric} (%)", f"{monitor} (%)") if scale == 100 else (metric, monitor)
     lines = [
         f"# {title}: {', '.join(fields)} compared",
         "",
-        f"One recipe for all: {recipe.epochs} epochs, batch {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr}, "
-        f"{recipe.schedule} schedule, weight decay {recipe.weight_decay}; seeds {', '.join(map(str, seeds))}. "
-        f"{monitor}: final epoch, mean ± std over seeds; best: the best epoch's, mean. Latency: CPU, batch 1. "
-        "Baselines are measured on the same test split.",
+        f"One recipe for all: {recipe.optimizer}, {recipe.schedule} schedule, weight decay {recipe.weight_decay}; "
+        f"{r0['plan'].removeprefix('recipe: ')}; seeds {', '.join(map(str, seeds))}. {metric}: the test split, "
+        f"scored once with each run's best checkpoint on validation, mean ± std over seeds; {monitor}: that "
+        "checkpoint's validation figure, mean. Latency: CPU, batch 1. Baselines are fitted on the training split "
+        "and scored on the same test split.",
         "",
-        f"| {' | '.join(fields)} | {shown} | best | params | GFLOPs | train {unit}/s | latency (ms) |",
+        f"| {' | '.join(fields)} | {shown} | {val_shown} | params | GFLOPs | train {unit}/s | latency (ms) |",
         "|" + "---|" * len(fields) + "---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -55,15 +57,16 @@ def comparison_markdown(
             if r["runs"]
             else "— | — | — | —"
         )
-        final = _cell({**r, "final_mean_std": r["final_std"]}, "final_mean", scale)
-        lines.append(f"| {values} | {final} | {scale * r['best_mean']:.2f} | {cost} |")
-    metrics = [k for k in r0 if k.startswith("val_") and not k.endswith("_std")]
+        test = _cell({**r, "test_mean_std": r["test_std"]}, "test_mean", scale)
+        val = _number(scale * r["val_mean"])
+        lines.append(f"| {values} | {test} | {val} | {cost} |")
+    metrics = [k for k in r0 if k.startswith("test_") and not k.endswith("_std") and k not in ("test_mean",)]
     if metrics:
         lines += [
             "",
-            "Every final metric (mean ± std over seeds; fractions in %):",
+            "Every test metric (mean ± std over seeds; fractions in %):",
             "",
-            f"| {' | '.join(fields)} | " + " | ".join(m.removeprefix("val_") for m in metrics) + " |",
+            f"| {' | '.join(fields)} | " + " | ".join(m.removeprefix("test_") for m in metrics) + " |",
             "|" + "---|" * len(fields) + "---:|" * len(metrics),
         ]
         for r in rows:

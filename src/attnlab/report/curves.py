@@ -19,7 +19,7 @@ def metric_names(history: list[dict]) -> list[str]:
 
 
 def plot_curves(history: list[dict], path: str | Path, title: str) -> Path:
-    """One panel per metric (train and test where both exist), against the epoch."""
+    """One panel per metric (train and validation where both exist), against the epoch."""
     epochs = [r["epoch"] for r in history]
     names = metric_names(history)
     fig = Figure(figsize=(5 * len(names), 4), layout="constrained")
@@ -27,7 +27,7 @@ def plot_curves(history: list[dict], path: str | Path, title: str) -> Path:
     for ax, name in zip(axes, names, strict=True):
         if f"train_{name}" in history[0]:
             ax.plot(epochs, [r[f"train_{name}"] for r in history], "o-", label="train")
-        ax.plot(epochs, [r[f"val_{name}"] for r in history], "s-", label="test")
+        ax.plot(epochs, [r[f"val_{name}"] for r in history], "s-", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.set_title(name)

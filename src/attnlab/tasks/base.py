@@ -91,10 +91,16 @@ def check_at_least(options: Any, lows: dict[str, float]) -> None:
 # -- data -------------------------------------------------------------------------------------------------------
 @dataclass
 class TaskData:
-    """A task's data: train and test splits, the batch ``collate_fn`` (None: torch's default), ``meta``,
-    JSON-able facts saved with the run (classes, transforms, ``notes`` printed at the start, …) from which the
-    model and predict rebuild, and ``source``, the data set's own view of itself (raw texts, clips, …) for the
-    task's baselines and pictures. With ``lengths``, the engine batches training samples of similar length."""
+    """A task's data: train, validation and test splits, the batch ``collate_fn`` (None: torch's default),
+    ``meta``, JSON-able facts saved with the run (classes, transforms, ``notes`` printed at the start, …) from
+    which the model and predict rebuild, and ``source``, the data set's own view of itself (raw texts, clips, …)
+    for the task's baselines and pictures. With ``lengths``, the engine batches training samples of similar
+    length.
+
+    ``val`` is the data set's own validation split; a builder whose data has none leaves it None and gives
+    ``labels`` (the class of each training sample, for a stratified carve) and ``train_eval`` (the training
+    samples under the evaluation transform, index for index), and the task carves it (``Task.split_validation``).
+    Choices (best checkpoint, early stopping) look at ``val``; ``test`` is scored once, at the end."""
 
     train: Dataset
     test: Dataset
@@ -102,6 +108,18 @@ class TaskData:
     collate_fn: Callable | None = None
     source: Any = None
     lengths: Sequence[int] | None = None  # per training sample: batches of similar lengths (less padding)
+    val: Dataset | None = None
+    labels: Sequence[int] | None = None  # per training sample: its class (a stratified validation carve)
+    train_eval: Dataset | None = None  # the training samples as evaluation sees them (no augmentation)
+    split: dict | None = None  # after a carve: {"train": [...], "val": [...]} indices into the training split
+
+    def training_samples(self) -> Dataset:
+        """The samples the network trains on (a carved validation left out), as evaluation reads them (no
+        augmentation): what a classical baseline is fitted on."""
+        from torch.utils.data import Subset
+
+        base = self.train_eval if self.train_eval is not None else self.train
+        return base if self.split is None else Subset(base, self.split["train"])
 
 
 class DataSets(Registry[Callable[..., TaskData]]):
@@ -204,7 +222,7 @@ class Task:
     def is_fraction(cls, metric: str) -> bool:
         """Whether a metric (``acc``, ``val_dice``, …) is a fraction, shown in percent. Every metric but the loss
         by default."""
-        return metric.removeprefix("val_").removeprefix("train_") != "loss"
+        return metric.removeprefix("val_").removeprefix("test_").removeprefix("train_") != "loss"
 
     # -- data and model -----------------------------------------------------------------------------------------
     def check_names(self) -> None:
@@ -264,9 +282,47 @@ class Task:
     def metric(self, *, training: bool) -> Metric:
         raise NotImplementedError
 
+    def sample_size(self) -> tuple[float, str]:
+        """What one training sample weighs against the recipe's own samples (``engine.plan``: larger samples are
+        seen fewer times, so a run keeps about the default run's time), and why, for the log. 1 by default."""
+        return 1.0, ""
+
+    def split_validation(self, data: TaskData, fraction: float) -> TaskData:
+        """``data`` with a validation split carved from its training split (it has none of its own):
+        ``fraction`` of each class of ``data.labels`` (one class where None), at least one of each class, with
+        the fixed seed ``VAL_SEED``; the held-out samples read through ``data.train_eval`` (no augmentation).
+        A task whose training samples are not items to hold out (random crops) overrides it."""
+        from torch.utils.data import Subset
+
+        from ..data.splits import VAL_SEED, stratified_indices
+
+        n = len(data.train)
+        labels = list(data.labels) if data.labels is not None else [0] * n
+        if len(labels) != n:
+            raise ValueError(f"data.labels: expected one label per training sample ({n}), got {len(labels)}")
+        kept, held = stratified_indices(labels, fraction, VAL_SEED, at_least_one=True)
+        if len(held) == 0 or len(kept) == 0:
+            raise ValueError(
+                f"--val-fraction: {n} training samples cannot give a validation split of {fraction:g} and keep "
+                "training samples; add samples, or give the data a validation split of its own"
+            )
+        data.train_eval = data.train_eval if data.train_eval is not None else data.train  # indexed by ``split``
+        data.val = Subset(data.train_eval, held.tolist())
+        data.train = Subset(data.train, kept.tolist())
+        if data.lengths is not None:
+            data.lengths = [data.lengths[i] for i in kept]
+        data.labels = [labels[i] for i in kept]
+        data.split = {"train": kept.tolist(), "val": held.tolist()}
+        data.meta.setdefault("notes", []).append(
+            f"validation: {len(held)} of the {n} training samples ({fraction:g} of each class, seed {VAL_SEED}); "
+            f"training on the other {len(kept)}, testing once at the end on the {len(data.test)} test samples"
+        )
+        return data
+
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
-        """Classical baselines measured on the same test split: name -> the same ``val_*`` metrics as the model
-        (summary.json and ``compare`` show them beside the network). None by default."""
+        """Classical baselines, fitted on the training split and scored on the same test split as the model:
+        name -> the same ``test_*`` metrics (summary.json and ``compare`` show them beside the network). None
+        by default."""
         return {}
 
     # -- what a run is called -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from torchvision import datasets
 from torchvision.transforms import v2
 
 from ...data.images import IMAGENET_MEAN, IMAGENET_STD
+from ...data.layout import a_folder, find_splits
 from ...data.mnist5k import MEAN as MNIST_MEAN
 from ...data.mnist5k import STD as MNIST_STD
 from ...data.mnist5k import TensorImages, read_digits, stratified_split
@@ -71,8 +72,10 @@ def mnist5k(options, *, download: bool = False) -> TaskData:
     train = TensorImages(
         images[train_idx], labels[train_idx], digit_transforms(train=True, hflip=_flip(options, False))
     )
+    train_eval = TensorImages(images[train_idx], labels[train_idx], digit_transforms(train=False))
     test = TensorImages(images[test_idx], labels[test_idx], digit_transforms(train=False))
-    return TaskData(train, test, _meta(map(str, range(10)), 1, 28, MNIST_MEAN, MNIST_STD, stem="imagenet"))
+    meta = _meta(map(str, range(10)), 1, 28, MNIST_MEAN, MNIST_STD, stem="imagenet")
+    return TaskData(train, test, meta, labels=labels[train_idx].tolist(), train_eval=train_eval)
 
 
 def _cifar_transforms(name: str, train: bool, hflip: bool = True) -> v2.Compose:
@@ -88,6 +91,7 @@ def _cifar(name: str, cls, options, download: bool) -> TaskData:
         raise ValueError(f"--data-dir: {name} needs a folder (it holds or receives the CIFAR python files)")
     try:
         train = cls(root, train=True, transform=_cifar_transforms(name, True, hflip), download=download)
+        train_eval = cls(root, train=True, transform=_cifar_transforms(name, False))
         test = cls(root, train=False, transform=_cifar_transforms(name, False), download=download)
     except RuntimeError as e:  # torchvision: "Dataset not found or corrupted. You can use download=True …"
         folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[name]
@@ -95,7 +99,8 @@ def _cifar(name: str, cls, options, download: bool) -> TaskData:
             f"--data-dir: {name} not found in {root} (expected {root / folder}); pass --download to fetch it, "
             f"or unpack the CIFAR python archive there ({e})"
         ) from None
-    return TaskData(train, test, _meta(train.classes, 3, 32, *CIFAR_STATS[name]))
+    meta = _meta(train.classes, 3, 32, *CIFAR_STATS[name], stem="cifar")
+    return TaskData(train, test, meta, labels=list(train.targets), train_eval=train_eval)
 
 
 @CLASSIFY_DATA.register("cifar10")
@@ -139,34 +144,48 @@ def folder_transforms(size: int, hflip: bool, train: bool) -> tuple[v2.Compose, 
     return v2.Compose([v2.ToImage(), *steps, *common]), resize
 
 
+def _folder(path: Path, classes: list[str] | None) -> datasets.ImageFolder:
+    folder = datasets.ImageFolder(path)
+    if classes is not None and folder.classes != classes:
+        raise ValueError(f"--data-dir: train and {path.name} class folders differ: {classes} vs {folder.classes}")
+    return folder
+
+
 @CLASSIFY_DATA.register("imagefolder")
 def imagefolder(options, *, download: bool = False) -> TaskData:
-    """``--data-dir``'s ``train/<class>/*`` and ``val/<class>/*``; the image size taken from the images unless
-    given (``--image-size``).
-
-    Flips are on by default (photographs); ``--no-hflip`` for digits and text.
+    """``--data-dir``'s ``train/<class>/*`` and ``val/<class>/*``, ``test/<class>/*`` or both
+    (``data.layout.find_splits``: with both, ``val/`` validates and ``test/`` tests; with one, it is the test
+    split and validation is carved from ``train/``); the image size taken from the images unless given
+    (``--image-size``). Flips are on by default (photographs); ``--no-hflip`` for digits and text.
     """
     root, image_size, hflip = (
         (Path(options.data_dir) if options.data_dir else None),
         options.image_size,
         _flip(options, True),
     )
-    if root is None or not (root / "train").is_dir() or not (root / "val").is_dir():
-        raise FileNotFoundError(f"--data-dir: expected {root}/train/<class>/… and {root}/val/<class>/… image folders")
-    train = datasets.ImageFolder(root / "train")
-    test = datasets.ImageFolder(root / "val")
-    if train.classes != test.classes:
-        raise ValueError(f"--data-dir: train and val class folders differ: {train.classes} vs {test.classes}")
+    if root is None:
+        raise FileNotFoundError("--data-dir: imagefolder needs a folder with train/<class>/… and val/<class>/…")
     if image_size is not None and image_size < 8:
         raise ValueError(f"--image-size: expected an int >= 8, got {image_size}")
+    paths = find_splits(root, a_folder, "train/<class>/… and val/<class>/… image folders")
+    train = _folder(paths.train, None)
+    val = None if paths.val is None else _folder(paths.val, train.classes)
+    test = _folder(paths.test, train.classes)
     size = image_size or measured_size(train)
     why = "--image-size" if image_size else f"the median shorter side of {root / 'train'}'s images"
     train.transform, _ = folder_transforms(size, hflip, train=True)
-    test.transform, resize = folder_transforms(size, hflip, train=False)
+    eval_tf, resize = folder_transforms(size, hflip, train=False)
+    test.transform = eval_tf
+    train_eval = _folder(paths.train, None)
+    train_eval.transform = eval_tf
+    if val is not None:
+        val.transform = eval_tf
     style = "shifts" if size <= SMALL else "random-resized crops"
     notes = [
         f"imagefolder: {size}×{size} px ({why}); training with {style}"
         + (", horizontal flips" if hflip else ", no flips")
-        + (" (--image-size overrides)" if not image_size else "")
+        + (" (--image-size overrides)" if not image_size else ""),
+        f"imagefolder: {paths.note}",
     ]
-    return TaskData(train, test, _meta(train.classes, 3, size, IMAGENET_MEAN, IMAGENET_STD, resize=resize, notes=notes))
+    meta = _meta(train.classes, 3, size, IMAGENET_MEAN, IMAGENET_STD, resize=resize, notes=notes)
+    return TaskData(train, test, meta, val=val, labels=list(train.targets), train_eval=train_eval)

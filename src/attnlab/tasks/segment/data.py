@@ -13,6 +13,7 @@ names of the classes besides the background) and ``notes``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from .files import IMAGE_SUFFIXES, read_array, to_chw
 from .labels import LabelScheme, label_scheme
 from .microscopy import TEST_CONDITIONS, augment_geometry, augment_intensity, normalize_percentiles
 
-__all__ = ["SEGMENT_DATA", "RandomCrops", "WholeImages", "NUCLEI_SPLIT_COLUMN"]
+__all__ = ["SEGMENT_DATA", "NUCLEI_SPLIT_COLUMN", "RandomCrops", "TrainingImages", "WholeImages", "carve_strips"]
 
 SEGMENT_DATA = DataSets("segment")
 
@@ -74,6 +75,58 @@ class WholeImages(Dataset):
         return self.items[i]
 
 
+@dataclass
+class TrainingImages:
+    """A data set's training images as read (its ``source``): the crops come from them, and validation strips
+    are cut from them where the data has no validation images of its own (``carve_strips``)."""
+
+    pairs: list[tuple[np.ndarray, np.ndarray]]  # (raw image (C, H, W), labels (H, W)) as the scheme reads them
+    scheme: LabelScheme
+    crop: int
+    samples: int
+    conditions: list[str]
+
+
+MIN_VAL_ROWS = 16  # the thinnest validation strip worth evaluating (a nucleus across)
+WHOLE_IMAGES = 5  # from this many training images on, validation holds out whole images
+
+
+def carve_strips(source: TrainingImages, fraction: float) -> tuple[RandomCrops, WholeImages, str]:
+    """(training crops, validation images, a note), validation evaluated whole under every condition as the
+    test images are. With ``WHOLE_IMAGES`` training images or more, ``fraction`` of them (at least one, a seeded
+    choice) are held out whole; with fewer, the bottom ``fraction`` of each image's rows (at least
+    ``MIN_VAL_ROWS``, leaving at least one crop's height) is validation and the crops come from the rows above.
+    Random crops are not items to hold out: a training crop never overlaps a validation image or strip."""
+    pairs = source.pairs
+    if len(pairs) >= WHOLE_IMAGES:
+        from ...data.splits import VAL_SEED, stratified_indices
+
+        kept, held = stratified_indices([0] * len(pairs), fraction, VAL_SEED, at_least_one=True)
+        note = f"validation: {len(held)} of the {len(pairs)} training images, whole ({fraction:g}, seed {VAL_SEED})"
+        crops = _crops(source.scheme, [pairs[i] for i in sorted(kept)], source.crop, source.samples)
+        return crops, WholeImages([pairs[i] for i in sorted(held)], source.conditions), note
+    train, val = [], []
+    for image, labels in pairs:
+        h = image.shape[-2]
+        rows = min(max(round(fraction * h), MIN_VAL_ROWS), h - source.crop)
+        if rows < MIN_VAL_ROWS:  # too small an image to give up rows: it trains whole
+            train.append((image, labels))
+            continue
+        train.append((image[:, : h - rows], labels[: h - rows]))
+        val.append((image[:, h - rows :], labels[h - rows :]))
+    if not val:
+        raise ValueError(
+            f"--val-fraction: no training image is tall enough for a validation strip of {MIN_VAL_ROWS} rows and a "
+            f"crop of {source.crop} (give the data val/ and test/ folders, or a smaller --crop)"
+        )
+    note = (
+        f"validation: the bottom {fraction:g} of the rows (at least {MIN_VAL_ROWS}) of {len(val)} training "
+        f"image{'s' * (len(val) != 1)}, "
+        "evaluated whole; training crops from the rows above; the test images scored once at the end"
+    )
+    return _crops(source.scheme, train, source.crop, source.samples), WholeImages(val, source.conditions), note
+
+
 def _crops(scheme: LabelScheme, pairs, crop: int, samples: int) -> RandomCrops:
     """Training crops of (raw image (C, H, W), labels) pairs: images normalized, labels as class indices."""
     images = [(normalize_percentiles(img), scheme.class_indices(torch.from_numpy(m))) for img, m in pairs]
@@ -117,10 +170,12 @@ def nuclei(options, *, download: bool = False) -> TaskData:
         f"nuclei: training on columns 0-{s - 1} of the 512×512 image ({samples} random {crop}×{crop} crops an "
         f"epoch), testing on columns {s}-511, whole, under {', '.join(conditions)}"
     ]
+    pairs = [(to_chw(image[:, :s]), labels[:, :s])]
     return TaskData(
-        _crops(scheme, [(image[:, :s], labels[:, :s])], crop, samples),
+        _crops(scheme, pairs, crop, samples),
         WholeImages([(to_chw(image[:, s:]), labels[:, s:])], conditions),
         _meta(1, conditions, scheme, notes),
+        source=TrainingImages(pairs, scheme, crop, samples, conditions),
     )
 
 
@@ -157,22 +212,35 @@ def _pairs(folder: Path, scheme: LabelScheme) -> list[tuple[np.ndarray, np.ndarr
 
 @SEGMENT_DATA.register("segfolder")
 def segfolder(options, *, download: bool = False) -> TaskData:
-    """``--data-dir``'s ``train/{images,masks}`` and ``val/{images,masks}``, masks matched to images by file
-    name."""
+    """``--data-dir``'s ``train/{images,masks}``, ``val/{images,masks}`` and, where it exists,
+    ``test/{images,masks}``, masks matched to images by file name. With three folders ``val/`` validates and
+    ``test/`` tests; with two, ``val/`` is the test split and validation strips are cut from the training
+    images (``carve_strips``)."""
     if options.data_dir is None:
         raise ValueError("--data-dir: segfolder needs a folder with train/ and val/, each holding images/ and masks/")
     scheme, root, crop, samples = label_scheme(options.classes), Path(options.data_dir), options.crop, options.samples
-    train, val = _pairs(root / "train", scheme), _pairs(root / "val", scheme)
+    third = (root / "test").is_dir()
+    train, test = _pairs(root / "train", scheme), _pairs(root / ("test" if third else "val"), scheme)
+    val = _pairs(root / "val", scheme) if third else None
     _check_crop(train, crop)
-    if train[0][0].shape[0] != val[0][0].shape[0]:
-        raise ValueError(f"--data-dir: train images have {train[0][0].shape[0]} channels, val {val[0][0].shape[0]}")
+    for name, split in (("test" if third else "val", test), *((("val", val),) if third else ())):
+        if train[0][0].shape[0] != split[0][0].shape[0]:
+            raise ValueError(
+                f"--data-dir: train images have {train[0][0].shape[0]} channels, {name} {split[0][0].shape[0]}"
+            )
     conditions = ["clean"]
     notes = [
         f"segfolder: {len(train)} training images ({samples} random {crop}×{crop} crops an epoch), "
-        f"{len(val)} test images{scheme.note}"
+        + (f"{len(val)} validation images, " if third else "")
+        + f"{len(test)} test images{scheme.note}",
+        f"segfolder: {root / ('test' if third else 'val')} is the test split"
+        + ("" if third else " (no test/ folder: validation is carved from the training images)"),
     ]
+    pairs = [(img, m) for img, m, _ in train]
     return TaskData(
-        _crops(scheme, [(img, m) for img, m, _ in train], crop, samples),
-        WholeImages([(img, m) for img, m, _ in val], conditions),
+        _crops(scheme, pairs, crop, samples),
+        WholeImages([(img, m) for img, m, _ in test], conditions),
         _meta(train[0][0].shape[0], conditions, scheme, notes),
+        source=TrainingImages(pairs, scheme, crop, samples, conditions),
+        val=None if val is None else WholeImages([(img, m) for img, m, _ in val], conditions),
     )

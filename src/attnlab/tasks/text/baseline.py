@@ -9,7 +9,7 @@ __all__ = ["tfidf_logreg"]
 
 
 def tfidf_logreg(d: TextSplits) -> dict[str, float]:
-    """TF-IDF of character 1-3-grams (sublinear tf) + logistic regression: ``val_acc``, ``val_macro_f1``."""
+    """TF-IDF of character 1-3-grams (sublinear tf) + logistic regression: ``test_acc``, ``test_macro_f1``."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
@@ -18,5 +18,5 @@ def tfidf_logreg(d: TextSplits) -> dict[str, float]:
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
     clf = LogisticRegression(C=4.0, max_iter=2000).fit(vectorizer.fit_transform(train_x), train_y)
     pred = clf.predict(vectorizer.transform(test_x))
-    scores = {"val_acc": accuracy_score(test_y, pred), "val_macro_f1": f1_score(test_y, pred, average="macro")}
+    scores = {"test_acc": accuracy_score(test_y, pred), "test_macro_f1": f1_score(test_y, pred, average="macro")}
     return {k: float(v) for k, v in scores.items()}

@@ -18,11 +18,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from ...data.layout import find_splits
 from ...data.packaged import package_file
+from ...data.splits import stratified_indices
 from ..base import DataSets, TaskData
-from .tokens import TOKENIZERS, TokenizedTexts, Vocabulary, collate_padded, encode
+from .tokens import AUTO, TOKENIZERS, TokenizedTexts, Vocabulary, choose_tokenizer, collate_padded, encode
 
 __all__ = [
     "TEXT_DATA",
@@ -41,27 +41,46 @@ TEXT_DATA = DataSets("text")
 
 @dataclass
 class TextSplits:
-    """Raw texts and class indices of both splits (a text data set's ``source``)."""
+    """Raw texts and class indices of the splits (a text data set's ``source``)."""
 
     train_texts: list[str]
     train_labels: list[int]
     test_texts: list[str]
     test_labels: list[int]
     classes: list[str]
+    val_texts: list[str] | None = None  # a validation file of the data's own (else carved from training)
+    val_labels: list[int] | None = None
 
 
 def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
     """The task's data from raw texts: the vocabulary of the training split (``--tokenizer``, ``--min-count``),
     ids cut to ``--max-len``, token dropout on training texts; ``lengths`` for batches of similar lengths."""
-    tokenize = TOKENIZERS.get(options.tokenizer)
+    name, why = options.tokenizer, "--tokenizer"
+    if name == AUTO:
+        name, why = choose_tokenizer(texts.train_texts)
+        why += "; --tokenizer overrides"
+    tokenize = TOKENIZERS.get(name)
     vocab = Vocabulary.build([tokenize(t) for t in texts.train_texts], options.min_count)
-    train_ids = encode(texts.train_texts, vocab, options.tokenizer, options.max_len)
+    train_ids = encode(texts.train_texts, vocab, name, options.max_len)
     train = TokenizedTexts(train_ids, texts.train_labels, options.token_dropout)
-    test = TokenizedTexts(encode(texts.test_texts, vocab, options.tokenizer, options.max_len), texts.test_labels)
-    notes = [*notes, f"vocabulary: {len(vocab)} {options.tokenizer} tokens (min count {options.min_count})"]
-    meta = {"classes": texts.classes, "vocab": vocab.tokens, "notes": notes}
+    test = TokenizedTexts(encode(texts.test_texts, vocab, name, options.max_len), texts.test_labels)
+    val = None
+    if texts.val_texts is not None:
+        val = TokenizedTexts(encode(texts.val_texts, vocab, name, options.max_len), texts.val_labels)
+    notes = [*notes, f"vocabulary: {len(vocab)} {name} tokens (min count {options.min_count}; {why})"]
+    meta = {"classes": texts.classes, "vocab": vocab.tokens, "tokenizer": name, "notes": notes}
     lengths = [len(x) for x in train.ids]
-    return TaskData(train, test, meta, collate_fn=collate_padded, source=texts, lengths=lengths)
+    return TaskData(
+        train,
+        test,
+        meta,
+        collate_fn=collate_padded,
+        source=texts,
+        lengths=lengths,
+        val=val,
+        labels=list(texts.train_labels),
+        train_eval=TokenizedTexts(train_ids, texts.train_labels),
+    )
 
 
 def deduplicate(texts: list[str], labels: list[str]) -> tuple[list[str], list[str], int, int]:
@@ -73,22 +92,6 @@ def deduplicate(texts: list[str], labels: list[str]) -> tuple[list[str], list[st
     kept = [(t, next(iter(ys))) for t, ys in seen.items() if len(ys) == 1]
     conflicting = sum(1 for ys in seen.values() if len(ys) > 1)
     return [t for t, _ in kept], [y for _, y in kept], len(texts) - len(seen), conflicting
-
-
-def stratified_indices(labels: list[int], test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) indices: ``test_fraction`` of each class in test, in a seeded random order.
-
-    Not ``data.mnist5k.stratified_split``: that one ranks each class in one global permutation, which draws
-    other texts; this order is reviews_zh's published split (its figures in README and docs/text.md)."""
-    rng = np.random.default_rng(seed)
-    labels_a = np.asarray(labels)
-    train, test = [], []
-    for c in np.unique(labels_a):
-        idx = rng.permutation(np.flatnonzero(labels_a == c))
-        n_test = round(len(idx) * test_fraction)
-        test.append(idx[:n_test])
-        train.append(idx[n_test:])
-    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 def distinct_split(
@@ -165,37 +168,72 @@ def read_table(path: Path, text_col: str, label_col: str) -> tuple[list[str], li
     return texts, labels
 
 
-def _find(root: Path, split: str) -> Path:
-    found = [root / f"{split}{s}" for s in (".csv", ".tsv", ".jsonl") if (root / f"{split}{s}").is_file()]
-    if not found:
-        raise FileNotFoundError(f"--data-dir: expected {root}/{split}.csv, .tsv or .jsonl")
-    return found[0]
+TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl")
+
+
+def _a_file(root: Path, split: str) -> Path | None:
+    """``root/<split>.csv``, ``.tsv`` or ``.jsonl``, the first that exists (``data.layout.find_splits``)."""
+    return next((root / f"{split}{s}" for s in TEXT_SUFFIXES if (root / f"{split}{s}").is_file()), None)
+
+
+def _distinct_from(texts: list[str], labels: list[str], held: set[str]) -> tuple[list[str], list[str], int]:
+    """The texts not in ``held`` and not repeated: (texts, labels, how many were dropped)."""
+    seen, kept_t, kept_y = set(), [], []
+    for t, y in zip(texts, labels, strict=True):
+        if t not in held and t not in seen:
+            seen.add(t)
+            kept_t.append(t)
+            kept_y.append(y)
+    return kept_t, kept_y, len(texts) - len(kept_t)
 
 
 @TEXT_DATA.register("textfile")
 def textfile(options, *, download: bool = False) -> TaskData:
-    """``train.*`` and ``val.*`` (CSV, TSV or JSONL) in ``--data-dir``, columns ``--text-col`` and
-    ``--label-col``; labels are any strings, classes sorted."""
+    """``train.*`` and ``val.*``, ``test.*`` or both (CSV, TSV or JSONL) in ``--data-dir``, columns ``--text-col``
+    and ``--label-col``; labels are any strings, classes sorted.
+
+    With both held-out files ``val.*`` validates and ``test.*`` tests; with one, it is the test split (scored
+    once, at the end) and validation is carved from ``train.*`` (``data.layout.find_splits``). Texts repeated
+    within a split, or found in a later split (training texts in validation or test, validation texts in
+    test), are dropped from the earlier one, so no text is scored that was trained on."""
     root = None if options.data_dir is None else Path(options.data_dir)
     if root is None or not root.is_dir():
         raise FileNotFoundError(
             f"--data-dir: textfile needs a folder holding train.csv and val.csv (or .tsv, .jsonl); got {root}"
         )
-    train_path, val_path = _find(root, "train"), _find(root, "val")
-    train_texts, train_labels = read_table(train_path, options.text_col, options.label_col)
-    test_texts, test_labels = read_table(val_path, options.text_col, options.label_col)
+    paths = find_splits(root, _a_file, "train.csv and val.csv (or .tsv, .jsonl)")
+    train_texts, train_labels = read_table(paths.train, options.text_col, options.label_col)
+    test_texts, test_labels = read_table(paths.test, options.text_col, options.label_col)
+    val_texts = val_labels = None
+    held_files = [(paths.test, test_labels)]
+    if paths.val is not None:
+        val_texts, val_labels = read_table(paths.val, options.text_col, options.label_col)
+        val_texts, val_labels, dropped_val = _distinct_from(val_texts, val_labels, set(test_texts))
+        held_files.append((paths.val, val_labels))
     classes = sorted(set(train_labels))
-    unseen = sorted(set(test_labels) - set(classes))
-    if unseen:
-        raise ValueError(f"{val_path}: labels {unseen[:5]} appear only in validation; training knows {classes[:10]}")
+    for path, labels in held_files:
+        unseen = sorted(set(labels) - set(classes))
+        if unseen:
+            raise ValueError(f"{path}: labels {unseen[:5]} never appear in {paths.train}; it knows {classes[:10]}")
     if len(classes) < 2:
-        raise ValueError(f"{train_path}: one label only ({classes}); expected at least two classes")
-    notes = [f"textfile: {len(train_texts)} train / {len(test_texts)} test texts from {root}, classes {classes[:10]}"]
+        raise ValueError(f"{paths.train}: one label only ({classes}); expected at least two classes")
+    held = set(test_texts) | set(val_texts or ())
+    train_texts, train_labels, dropped = _distinct_from(train_texts, train_labels, held)
+    counts = f"{len(train_texts)} train / " + ("" if val_texts is None else f"{len(val_texts)} validation / ")
+    notes = [
+        f"textfile: {counts}{len(test_texts)} test texts from {root}, classes {classes[:10]}; {dropped} training "
+        "texts dropped (repeated, or also in a held-out file)"
+        + ("" if val_texts is None else f", {dropped_val} validation texts (repeated or in the test file)"),
+        f"textfile: {paths.note}",
+    ]
+    index = classes.index
     splits = TextSplits(
         train_texts,
-        [classes.index(label) for label in train_labels],
+        [index(y) for y in train_labels],
         test_texts,
-        [classes.index(label) for label in test_labels],
+        [index(y) for y in test_labels],
         classes,
+        val_texts,
+        None if val_labels is None else [index(y) for y in val_labels],
     )
     return tokenized(splits, notes, options)

@@ -10,7 +10,7 @@ training split and scored on the same test split, in the same run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from .baseline import tfidf_logreg
 from .data import TEXT_DATA
 from .metrics import TextMetrics
 from .predict import format_prediction, predict_texts, read_inputs, score_name
-from .tokens import TOKENIZERS
+from .tokens import AUTO, TOKENIZERS
 
 __all__ = ["Text", "TextCLI", "TextOptions"]
 
@@ -43,7 +43,10 @@ class TextOptions:
     data_dir: str | None = option(None, "textfile: folder with train.csv and val.csv (or .tsv, .jsonl)")
     text_col: str = option("text", "textfile: the text column")
     label_col: str = option("label", "textfile: the label column")
-    tokenizer: str = option("char", "how texts become tokens: " + ", ".join(TOKENIZERS.names()))
+    tokenizer: str = option(
+        "auto",
+        "how texts become tokens: auto (char for Chinese, Japanese; else words), " + ", ".join(TOKENIZERS.names()),
+    )
     max_len: int = option(128, "texts are cut to this many tokens")
     min_count: int = option(2, "tokens seen fewer times in the training split are unknown")
     dim: int = option(96, "width of the encoder (a multiple of --heads)")
@@ -82,7 +85,8 @@ class TextCLI(TaskCLI):
     def predict(self, model: nn.Module, inputs: list[str], args: Any) -> list[dict]:
         o = self.task.options
         items = read_inputs(args.text, inputs)
-        return predict_texts(model, items, self.task.meta, tokenizer=o.tokenizer, max_len=o.max_len, head=o.head)
+        tokenizer = self.task.tokenizer
+        return predict_texts(model, items, self.task.meta, tokenizer=tokenizer, max_len=o.max_len, head=o.head)
 
     def format_prediction(self, row: dict) -> str:
         return format_prediction(row)
@@ -96,7 +100,7 @@ class TextCLI(TaskCLI):
         from .pictures import write_text_attention
 
         texts = [(data.source.test_texts[i], *data.test[i]) for i in range(min(count, len(data.test)))]
-        tokenize, classes = TOKENIZERS.get(self.task.options.tokenizer), self.task.meta["classes"]
+        tokenize, classes = TOKENIZERS.get(self.task.tokenizer), self.task.meta["classes"]
         confusion = np.array(details()["confusion"])
         return write_text_attention(model, texts, tokenize, classes, confusion, out, self.task.options.head)
 
@@ -113,7 +117,8 @@ class Text(Task):
     name = "text"
     Options = TextOptions
     CLI = TextCLI
-    recipe = {"epochs": 4, "batch_size": 64, "lr": 2e-3, "optimizer": "adamw", "weight_decay": 0.01}
+    # the default run: 4 epochs of reviews_zh's 14,064 training texts at batch 64 (engine.plan: any other size)
+    recipe = {"samples_seen": 56_000, "base_batch": 64, "base_lr": 2e-3, "optimizer": "adamw", "weight_decay": 0.01}
     monitor = ("val_acc", "max")
     unit = "texts"
     description = "text classification: multi-head attention + capsules (default on reviews_zh)"
@@ -125,12 +130,19 @@ class Text(Task):
         o = self.options
         get_model_builder(o.model)
         TEXT_DATA.get(o.data)
-        TOKENIZERS.get(o.tokenizer)
+        if o.tokenizer != AUTO:
+            TOKENIZERS.get(o.tokenizer)
         if o.tokenizer == "jieba":
             TOKENIZERS.get("jieba")("检查")  # a missing jieba is refused now, not after reading the data
 
     def build_data(self, *, download: bool = False) -> TaskData:
         return TEXT_DATA.build(self.options.data, self.options, download=download)
+
+    @property
+    def tokenizer(self) -> str:
+        """The tokenizer the run's texts were read with (``--tokenizer auto`` resolved; runs from before it: the
+        option's)."""
+        return self.meta.get("tokenizer", self.options.tokenizer)
 
     def build_model(self) -> nn.Module:
         o, meta = self.options, self.meta
@@ -161,7 +173,18 @@ class Text(Task):
         return TextMetrics(len(self.meta["classes"]), training=training)
 
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
-        return {} if data.source is None else {"tfidf_logreg": tfidf_logreg(data.source)}
+        """TF-IDF + logistic regression, fitted on the texts the network trains on (not its validation texts)."""
+        texts = data.source
+        if texts is None:
+            return {}
+        if data.split is not None:
+            keep = data.split["train"]
+            texts = replace(
+                texts,
+                train_texts=[texts.train_texts[i] for i in keep],
+                train_labels=[texts.train_labels[i] for i in keep],
+            )
+        return {"tfidf_logreg": tfidf_logreg(texts)}
 
     def title(self) -> str:
         o = self.options

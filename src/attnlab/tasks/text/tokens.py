@@ -5,6 +5,7 @@ Ids: ``PAD`` (0, the text model's padding id), ``UNK`` (1), then the training sp
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,30 @@ TOKENIZERS: Registry[Callable[[str], list[str]]] = Registry("tokenizer", "attnla
 def char_tokens(text: str) -> list[str]:
     """Characters (whitespace dropped): every script, no tokenizer to install."""
     return [c for c in text if not c.isspace()]
+
+
+@TOKENIZERS.register("words")
+def word_tokens(text: str) -> list[str]:
+    """Lower-cased words, runs of letters and digits (``\\w+``): scripts that put spaces between words."""
+    return re.findall(r"\w+", text.lower())
+
+
+AUTO = "auto"  # --tokenizer auto: chosen from the training texts (``choose_tokenizer``)
+SPACELESS = 0.3  # from this share of CJK characters on, texts are tokenized by character
+
+
+def _cjk(c: str) -> bool:
+    """Kana and CJK ideographs: scripts written without spaces between words (not Hangul, which has them)."""
+    return "\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff"
+
+
+def choose_tokenizer(texts: list[str], sample: int = 2000) -> tuple[str, str]:
+    """(tokenizer, why): characters for scripts written without spaces (Chinese, Japanese: a share of at least
+    ``SPACELESS`` CJK characters among the non-space characters of up to ``sample`` texts), words otherwise."""
+    chars = [c for t in texts[:sample] for c in t if not c.isspace()]
+    share = sum(map(_cjk, chars)) / max(1, len(chars))
+    name = "char" if share >= SPACELESS else "words"
+    return name, f"{100 * share:.0f} % of the training texts' characters are CJK (char from {100 * SPACELESS:.0f} %)"
 
 
 @TOKENIZERS.register("jieba")

@@ -17,17 +17,18 @@ from pathlib import Path
 from torch import Tensor
 
 from ...data.images import IMAGENET_MEAN, IMAGENET_STD
+from ...data.layout import a_folder, find_splits
 from ...data.mnist5k import MEAN as MNIST_MEAN
 from ...data.mnist5k import STD as MNIST_STD
 from ..base import DataSets, TaskData
 from .moving_digits import LABEL_PARTS, moving_digits_data
-from .videofolder import VideoFolder, scan_split
+from .videofolder import VideoFolder, measured_side, scan_split
 
 __all__ = ["VIDEO_DATA", "ClipArrays", "moving_digits", "videofolder"]
 
 VIDEO_DATA = DataSets("video")
 
-VIDEOFOLDER_SIZE = 112  # the default frame side of videofolder clips
+VIDEOFOLDER_SIZE = 112  # the largest default frame side of videofolder clips (smaller videos keep their own)
 
 
 @dataclass
@@ -65,21 +66,42 @@ def moving_digits(options, *, download: bool = False) -> TaskData:
     ]
     parts = [list(p) for p in LABEL_PARTS]
     meta = _meta(classes, 1, facts["canvas"], MNIST_MEAN, MNIST_STD, options.num_frames, notes, label_parts=parts)
-    return TaskData(train, test, meta, source=ClipArrays(train.arrays(), test.arrays()))
+    return TaskData(train, test, meta, source=ClipArrays(train.arrays(), test.arrays()), labels=train.labels.tolist())
 
 
 @VIDEO_DATA.register("videofolder")
 def videofolder(options, *, download: bool = False) -> TaskData:
-    """``--data-dir``'s ``train/<class>/`` and ``val/<class>/`` videos, at ``--image-size`` (default 112)."""
+    """``--data-dir``'s ``train/<class>/`` and ``val/<class>/``, ``test/<class>/`` or both (``data.layout``: with
+    both, ``val/`` validates; with one, it is the test split and validation is carved from ``train/``) videos, at
+    ``--image-size`` (default: the videos' median shorter side, at most 112)."""
     if options.data_dir is None:
         raise ValueError("--data-dir: videofolder needs a folder with train/<class>/ and val/<class>/")
-    size, num_frames, root = options.image_size or VIDEOFOLDER_SIZE, options.num_frames, Path(options.data_dir)
-    train_items, classes = scan_split(root / "train", None, num_frames)
-    test_items, _ = scan_split(root / "val", classes, num_frames)
+    num_frames, root = options.num_frames, Path(options.data_dir)
+    paths = find_splits(root, a_folder, "train/<class>/ and val/<class>/ video folders")
+    train_items, classes = scan_split(paths.train, None, num_frames)
+    size = options.image_size or min(VIDEOFOLDER_SIZE, measured_side(train_items))
+    val_items = None if paths.val is None else scan_split(paths.val, classes, num_frames)[0]
+    test_items, _ = scan_split(paths.test, classes, num_frames)
     notes = [
-        f"videofolder: {len(train_items)} train / {len(test_items)} val videos, {len(classes)} classes, "
-        f"{num_frames} frames per clip at {size}×{size} px (--image-size overrides)"
+        f"videofolder: {len(train_items)} train / {len(test_items)} test videos, {len(classes)} classes, "
+        f"{num_frames} frames per clip at {size}×{size} px ("
+        + (
+            "--image-size"
+            if options.image_size
+            else f"the videos' shorter side, at most {VIDEOFOLDER_SIZE}; --image-size overrides"
+        )
+        + ")",
+        f"videofolder: {paths.note}",
     ]
     train = VideoFolder(train_items, num_frames, size, train=True)
     test = VideoFolder(test_items, num_frames, size, train=False)
-    return TaskData(train, test, _meta(classes, 3, size, IMAGENET_MEAN, IMAGENET_STD, num_frames, notes))
+    val = None if val_items is None else VideoFolder(val_items, num_frames, size, train=False)
+    meta = _meta(classes, 3, size, IMAGENET_MEAN, IMAGENET_STD, num_frames, notes)
+    return TaskData(
+        train,
+        test,
+        meta,
+        val=val,
+        labels=[label for _, label in train_items],
+        train_eval=VideoFolder(train_items, num_frames, size, train=False),
+    )

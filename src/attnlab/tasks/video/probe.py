@@ -34,7 +34,7 @@ def one_frame_probe(
     label_parts: Sequence[tuple[str, int]] = (),
     l2: float = 1e-3,
 ) -> dict[str, float]:
-    """``val_acc`` and ``val_<part>_acc`` for each of ``label_parts`` (moving_digits: digit, direction) of the
+    """``test_acc`` and ``test_<part>_acc`` for each of ``label_parts`` (moving_digits: digit, direction) of the
     one-frame logistic regression; ``train`` and ``test``: (uint8 clips (N, T, C, H, W), labels (N,))."""
     generator = torch.Generator().manual_seed(0)
     x, y = _frames(*train, generator)
@@ -54,8 +54,8 @@ def one_frame_probe(
     optimizer.step(closure)
     with torch.no_grad():
         pred = (xt @ w + b).argmax(1)
-    scores = {"val_acc": (pred == yt).double().mean().item()}
+    scores = {"test_acc": (pred == yt).double().mean().item()}
     for i, (name, _) in enumerate(label_parts):
         same = label_part(pred, label_parts, i) == label_part(yt, label_parts, i)
-        scores[f"val_{name}_acc"] = same.double().mean().item()
+        scores[f"test_{name}_acc"] = same.double().mean().item()
     return scores

@@ -47,7 +47,10 @@ class VideoOptions:
     model: str = option("video_resnet", "a registered video model (attnlab list models)")
     head: str = option("attention", "temporal head over the frames", choices=tuple(TEMPORAL_HEADS))
     backbone: str | None = option(
-        DEFAULT_BACKBONE, "an attnlab image run folder whose ResNet becomes the frame backbone, or none (scratch)"
+        "auto",
+        "an attnlab image run folder whose ResNet becomes the frame backbone, none (scratch), or auto: the default "
+        f"image run ({DEFAULT_BACKBONE}, made when missing) for moving_digits, scratch for a videofolder's RGB frames "
+        "(a digits backbone transfers badly to them: docs/video.md)",
     )
     backbone_weights: str | None = option(None, "a torchvision ResNet checkpoint (.pth) for the frame backbone")
     frame_model: str | None = option(None, "the frame ResNet (default: the --backbone run's, else resnet18)")
@@ -73,8 +76,11 @@ class VideoOptions:
     dropout: float = option(0.1, "dropout before the classifier (and in the transformer)")
 
     def __post_init__(self) -> None:
-        self.backbone = none_if_blank(self.backbone)
         self.backbone_weights = none_if_blank(self.backbone_weights)
+        if self.backbone == "auto":  # resolved here, so config.json says which
+            digits = self.data == "moving_digits" and self.backbone_weights is None
+            self.backbone = DEFAULT_BACKBONE if digits else None
+        self.backbone = none_if_blank(self.backbone)
         # --attention keeps "none" as a word of its own, not None (the CLI reads "none" of an optional field as
         # None): "none" is no module whatever the --backbone run had, INHERIT the run's modules. None, in the
         # config.json of runs made before INHERIT, meant the run's; "" means none.
@@ -118,7 +124,8 @@ class Video(Task):
     name = "video"
     Options = VideoOptions
     CLI = VideoCLI
-    recipe = {"epochs": 3, "batch_size": 32, "lr": 2e-3, "optimizer": "adamw", "weight_decay": 0.01}
+    # the default run: 3 epochs of moving_digits' 3,600 training clips at batch 32 (engine.plan: any other size)
+    recipe = {"samples_seen": 10_800, "base_batch": 32, "base_lr": 2e-3, "optimizer": "adamw", "weight_decay": 0.01}
     monitor = ("val_acc", "max")
     unit = "clips"
     description = "video classification: an image backbone transferred, attention over frames (moving_digits)"
@@ -164,6 +171,12 @@ class Video(Task):
             data.meta.update(frame_architecture(self.options, self.backbone_run))  # a loaded run rebuilds from it
         return data
 
+    def sample_size(self) -> tuple[float, str]:
+        """Frame pixels against the default run's clips (8 frames of 32×32: the recipe's ``samples`` are those)."""
+        t, side = self.meta["num_frames"], self.meta["image_size"]
+        weight = t * side**2 / (8 * 32**2)
+        return weight, f"a clip of {t} frames of {side}×{side} weighs {weight:.2g} of the recipe's 8 × 32×32"
+
     def build_model(self) -> nn.Module:
         o, meta = self.options, self.meta
         return create_model(
@@ -202,16 +215,19 @@ class Video(Task):
         return TrainAccuracy() if training else ClipMetrics(len(meta["classes"]), meta.get("label_parts", ()))
 
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
-        """A data set held in memory (moving_digits): logistic regression on the pixels of one frame (a random one
-        per clip), how much a single frame tells. On moving_digits its direction accuracy should stay near half."""
-        if not isinstance(data.source, ClipArrays):
-            return {}
-        from .probe import one_frame_probe
+        """Logistic regression on mean-pooled frames and on frames + their differences (``baseline``), fitted on
+        the clips the network trains on; for a data set held in memory (moving_digits) also on the pixels of one
+        frame (a random one per clip), how much a single frame tells: its direction accuracy stays near half."""
+        from .baseline import frame_baselines
 
-        parts = data.meta.get("label_parts", ())
-        return {
-            "one_frame_logreg": one_frame_probe(data.source.train, data.source.test, len(data.meta["classes"]), parts)
-        }
+        scores = frame_baselines(data.training_samples(), data.test, len(data.meta["classes"]))
+        if isinstance(data.source, ClipArrays):
+            from .probe import one_frame_probe
+
+            parts = data.meta.get("label_parts", ())
+            classes = len(data.meta["classes"])
+            scores["one_frame_logreg"] = one_frame_probe(data.source.train, data.source.test, classes, parts)
+        return scores
 
     def title(self) -> str:
         source = "transferred" if self.transferred else "scratch"

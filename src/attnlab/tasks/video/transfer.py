@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ...models.weights import load_torchvision_weights, read_state_dict
+from ...models.weights import adapt_input_channels, load_torchvision_weights, read_state_dict
 from ..base import RunSource, none_if_blank
 
 __all__ = [
@@ -160,9 +160,11 @@ def check_architecture(source: Source, backbone: nn.Module, meta: dict) -> None:
 
 
 def load_backbone(source: Source, backbone: nn.Module, meta: dict) -> tuple[int, list[str]]:
-    """(tensors loaded, backbone keys left at init): the stem conv is skipped where its shape differs."""
+    """(tensors loaded, backbone keys left at init): the stem conv adapted to the frames' channels (a digits run's
+    gray kernel spread over RGB), skipped where its kernel differs."""
     own_stem = backbone.state_dict()["conv1.weight"]
-    stem_skipped = "conv1.weight" in source.state and source.state["conv1.weight"].shape != own_stem.shape
+    theirs = source.state.get("conv1.weight")
+    stem_skipped = theirs is not None and adapt_input_channels(theirs, own_stem.shape).shape != own_stem.shape
     try:
         left = load_torchvision_weights(backbone, source.state)
     except ValueError as e:

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from ...data.images import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 from ...data.video import frame_indices, read_video
 
-__all__ = ["VIDEO_SUFFIXES", "VideoFolder", "scan_split"]
+__all__ = ["VIDEO_SUFFIXES", "VideoFolder", "measured_side", "scan_split"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 
@@ -40,6 +40,20 @@ class VideoFolder(Dataset):
         video = read_video(path)
         generator = torch.Generator().manual_seed(int(torch.randint(2**62, ()))) if self.train else None
         return self.transform(video[frame_indices(len(video), self.num_frames, generator)]), label
+
+
+def measured_side(items: list[tuple[Path, int]], sample: int = 32) -> int:
+    """The median shorter frame side of up to ``sample`` of the videos, from their stream headers (no frame is
+    decoded)."""
+    import av
+
+    step = max(1, len(items) // sample)
+    sides = []
+    for path, _ in items[::step]:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            sides.append(min(stream.codec_context.width, stream.codec_context.height))
+    return int(sorted(sides)[len(sides) // 2])
 
 
 def scan_split(split_dir: Path, classes: list[str] | None, num_frames: int) -> tuple[list[tuple[Path, int]], list[str]]:

@@ -1,0 +1,130 @@
+"""The parts the tasks' classical baselines share (scikit-learn): reading a dataset's items once as feature rows,
+area downsampling, the validation carve, the choice of hyperparameters on it, the refit and the test scores, and
+the BLAS thread limit the fits run under.
+
+The recipe, for every model and grid: ``VAL_FRACTION`` of each class of the training rows is carved off as
+validation (``attnlab.data.splits.stratified_indices``, seed ``VAL_SEED``, at least one row of each class that has
+two); each grid point's model is fitted on the rest and the most accurate on validation wins (ties: the first, so a
+grid runs from the most regularized); that model is refitted on all training rows and scored once on test, its
+hyperparameters beside the scores. Macro F1 averages over the ``classes`` given (one neither in test nor predicted
+counts 0, as the text task's ``TextMetrics``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from ..data.splits import VAL_SEED, stratified_indices
+
+__all__ = [
+    "BLAS_THREADS",
+    "LOGREG_C",
+    "VAL_FRACTION",
+    "blas_threads",
+    "carve",
+    "chosen_and_scored",
+    "downsample",
+    "logreg",
+    "read_rows",
+]
+
+VAL_FRACTION = 0.2
+LOGREG_C = (0.001, 0.01, 0.1, 1.0)
+LOGREG_MAX_ITER = 1000
+# OpenBLAS's threads spin while they wait: on 2 cores shared with other busy processes, 2 threads made the 500-digit
+# pixel run 10-20× slower than 1 (16-28 s vs 0.9-2 s), so the fits use half the cores.
+BLAS_THREADS = max(1, (os.cpu_count() or 2) // 2)
+
+
+def blas_threads():
+    """A context with BLAS limited to ``BLAS_THREADS`` (scikit-learn's and scipy's BLAS loaded first: threadpoolctl
+    limits only the libraries loaded when it is entered)."""
+    import sklearn.decomposition
+    import sklearn.linear_model
+    import sklearn.svm  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(BLAS_THREADS, user_api="blas")
+
+
+def downsample(images: Tensor, max_side: int) -> Tensor:
+    """(N, C, H, W) -> float (N, C, h, w) with min(h, w) = ``max_side`` by area interpolation; unchanged if the
+    shorter side is at most ``max_side`` already."""
+    h, w = images.shape[-2:]
+    short = min(h, w)
+    if short <= max_side:
+        return images
+    size = (max(1, round(h * max_side / short)), max(1, round(w * max_side / short)))
+    return F.interpolate(images.float(), size=size, mode="area")
+
+
+def read_rows(
+    data: Dataset, indices: Iterable[int], features: Callable[[Tensor], np.ndarray], who: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Items ``indices`` of ``data`` (tensor, int label), in order, through ``features``: rows (N, D), labels (N,).
+    ``who`` starts the error messages."""
+    rows, labels = [], []
+    for i in indices:
+        item, label = data[int(i)]
+        row = features(torch.as_tensor(item))
+        if rows and row.shape != rows[0].shape:
+            raise ValueError(f"{who}: item {int(i)} differs in size from the first ({len(row)} vs {len(rows[0])})")
+        rows.append(row)
+        labels.append(int(label))
+    if not rows:
+        raise ValueError(f"{who}: empty dataset")
+    return np.stack(rows), np.asarray(labels, dtype=np.int64)
+
+
+def logreg(C: float):
+    """Standardized features, multinomial logistic regression (L-BFGS, L2) with inverse penalty ``C``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=LOGREG_MAX_ITER))
+
+
+def carve(y: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (fit, validation) of the training rows: ``VAL_FRACTION`` of each class to validation."""
+    fit, val = stratified_indices(y, VAL_FRACTION, VAL_SEED, at_least_one=True)
+    if len(val) == 0 or len(fit) < 2:
+        raise ValueError(f"{who}: {len(y)} training items leave no validation part")
+    return fit, val
+
+
+def _choose(make: Callable, grid: list[dict], x: np.ndarray, y: np.ndarray, parts: tuple) -> dict:
+    """The grid point whose model, fitted on the fit part, is most accurate on the validation part."""
+    fit, val = parts
+    accuracy = [(make(**p).fit(x[fit], y[fit]).predict(x[val]) == y[val]).mean() for p in grid]
+    return grid[int(np.argmax(accuracy))]  # the first of equals: the grid runs from the most regularized
+
+
+def _scores(y: np.ndarray, pred: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    f1 = f1_score(y, pred, labels=classes, average="macro", zero_division=0)
+    return {"test_acc": float((pred == y).mean()), "test_macro_f1": float(f1)}
+
+
+def chosen_and_scored(
+    make: Callable,
+    grid: list[dict],
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    classes: np.ndarray,
+    parts: tuple[np.ndarray, np.ndarray],
+) -> dict:
+    """``{test_acc, test_macro_f1, **chosen}``: the model ``make(**point)`` of the grid point chosen on the carved
+    ``parts`` (``carve``) of ``train`` (rows (N, D), labels (N,)), refitted on all of it and scored on ``test``."""
+    (x, y), (xt, yt) = train, test
+    best = _choose(make, grid, x, y, parts)
+    pred = make(**best).fit(x, y).predict(xt)
+    return {**_scores(yt, pred, classes), **best}
