@@ -201,6 +201,8 @@ def test_compare_runs_every_module_and_skips_finished_runs(tmp_path, capsys):
     rows = (tmp_path / "results.csv").read_text().splitlines()
     assert rows[0].startswith("variant,attention,runs,monitor,metric,unit,test_mean,test_std") and len(rows) == 5
     assert [r.split(",")[0] for r in rows[3:]] == ["pixels_logreg (baseline)", "pixels_svm (baseline)"]
+    later = json.loads((tmp_path / "se" / "seed1" / "summary.json").read_text())
+    assert later["baselines"] == {}  # the baselines depend on the data alone: fitted in the first run only
     finals = [json.loads((tmp_path / "se" / f"seed{s}" / "summary.json").read_text())["test_acc"] for s in (0, 1)]
     se_row = next(r for r in rows if r.startswith("se,"))
     mean = sum(finals) / 2

@@ -54,7 +54,9 @@ def run_comparison(
             done = folder / SUMMARY
             if not done.is_file():
                 resume = (folder / LAST).is_file()
-                fit(base.replace(**variant, seed=seed), replace(opts, out=folder, resume=resume))
+                # the baselines depend on the data alone: fitted once, in the first run, which aggregate reads
+                first = not results
+                fit(base.replace(**variant, seed=seed), replace(opts, out=folder, resume=resume, baselines=first))
             summary = json.loads(done.read_text())
             summary.setdefault("unit", base.task_class.unit)  # (summaries written before they named it)
             results.append((variant, summary))

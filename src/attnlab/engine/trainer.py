@@ -72,6 +72,7 @@ class RunOptions:
     sync_bn: bool = False
     progress: bool = True
     download: bool = False  # let torchvision fetch a missing data set (CIFAR)
+    baselines: bool = True  # fit the task's classical baselines (compare fits them for its first run only)
 
 
 def seed_everything(seed: int) -> None:
@@ -294,7 +295,7 @@ def _save_epoch(out: Path, meta: dict, model, optimizer, scheduler, state: _RunS
     atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in state.history))
 
 
-def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunState, test: dict, device) -> dict:
+def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunState, test: dict, opts, device) -> dict:
     history = state.history
     monitor, rate = task.monitor[0], rate_key(task.unit)
     example = [x.to(device) for x in task.example_input()]
@@ -315,7 +316,7 @@ def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunS
         "plan": plan.to_dict(),
         "splits": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
         f"train_{rate}": float(np.mean([r[rate] for r in history])) if history else None,
-        "baselines": task.baselines(data),
+        "baselines": task.baselines(data) if opts.baselines else {},
         "unit": task.unit,
         "task": config.task,
     }
@@ -429,7 +430,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     state.wall_seconds = wall_before + time.perf_counter()
     if not ctx.is_main:
         return None
-    summary = _summary(config, plan, task, data, model, state, test, ctx.device)  # rank 0 alone: baselines once
+    summary = _summary(config, plan, task, data, model, state, test, opts, ctx.device)  # rank 0 alone: baselines once
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     if state.history:
         from ..report.curves import plot_curves  # matplotlib only at the end
