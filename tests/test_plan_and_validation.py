@@ -193,3 +193,30 @@ def test_segmentation_validation_is_whole_images_or_strips_never_overlapping_cro
     many = TrainingImages(images(10, 64), scheme, crop=32, samples=8, conditions=["clean"])
     crops, val, note = carve_strips(many, 0.2)
     assert len(val) == 2 and len(crops.masks) == 8 and "whole" in note
+
+
+def test_precision_auto_is_bf16_only_where_it_pays(monkeypatch):
+    from attnlab.engine import precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    assert precision.resolve_precision("auto", cpu, True) == ("bf16", "auto: avx512_bf16 on this CPU")
+    assert precision.resolve_precision("auto", cpu, False)[0] == "fp32"  # text: slower under bf16 (measured)
+    assert precision.resolve_precision("auto", cuda, False) == ("bf16", "auto: CUDA")
+    assert precision.resolve_precision("fp32", cpu, True) == ("fp32", "--precision")
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
+    assert precision.resolve_precision("auto", cpu, True) == ("fp32", "auto: this CPU has no bfloat16 instructions")
+    with precision.autocast(cpu, "bf16"):
+        assert torch.nn.functional.linear(torch.ones(2, 4), torch.ones(3, 4)).dtype == torch.bfloat16
+    with precision.autocast(cpu, None):  # no run: float32 on CPU
+        assert torch.nn.functional.linear(torch.ones(2, 4), torch.ones(3, 4)).dtype == torch.float32
+
+
+def test_a_run_records_its_precision_and_eval_uses_it(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--epochs", "1", "--batch-size", "32", "--train-limit", "64", "--precision", "bf16"]
+    assert main([*args, "--attention", "se", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["plan"]["precision"] == "bf16" and summary["precision"] == "bf16"
+    assert main(["eval", "--checkpoint", str(out)]) == 0
+    assert json.loads((out / "eval.json").read_text())["metrics"] == pytest.approx(summary["test_metrics"])

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.config import OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe
+from ..engine.precision import PRECISIONS
 from ..tasks import Task
 
 __all__ = ["RECIPE_CHOICES", "base_type", "check_values", "field_choices", "field_hints", "read_config_file", "to_yaml"]
 
-RECIPE_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES}  # the recipe fields with a fixed set of values
+# the recipe fields with a fixed set of values
+RECIPE_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS}
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -44,6 +44,7 @@ RECIPE_HELP = {
     "min_steps": "the fewest steps an epoch should have (the batch shrinks below that)",
     "val_fraction": "of each class carved from the training split for validation (data without its own)",
     "early_stop": "stop after this many epochs without a better validation metric (0: never)",
+    "precision": "bf16 autocast, fp32, or auto (bf16 on CUDA, and on CPUs with bf16 for the tasks it speeds up)",
     "optimizer": "SGD (Nesterov momentum 0.9) or AdamW",
     "schedule": "learning-rate schedule",
     "weight_decay": "weight decay (not on biases and norm scales)",

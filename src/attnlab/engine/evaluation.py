@@ -16,7 +16,8 @@ def evaluate_run(run: LoadedRun, *, workers: int = 0) -> dict:
     bundle = run.data()
     ctx = DistContext(device=next(run.model.parameters()).device)
     loader = DataLoader(bundle.test, run.task.eval_batch_size, num_workers=workers, collate_fn=bundle.collate_fn)
-    scalars, details = evaluate(run.model, loader, ctx, run.task, split="test")
+    precision = run.doc.get("plan", {}).get("precision")  # the arithmetic the run trained and tested in
+    scalars, details = evaluate(run.model, loader, ctx, run.task, split="test", precision=precision)
     return {
         "checkpoint": str(run.file),
         "epoch": run.doc["epoch"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 
 import torch
 from torch import nn
@@ -13,6 +12,7 @@ from torch.utils.data import DataLoader
 from ..report.tables import rate_key
 from ..tasks import Task
 from .distributed import DistContext
+from .precision import autocast
 
 __all__ = ["NonFiniteLoss", "train_one_epoch", "evaluate", "set_bn_eval"]
 
@@ -28,10 +28,6 @@ def set_bn_eval(model: nn.Module) -> None:
             m.eval()
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
-
 def train_one_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -42,11 +38,12 @@ def train_one_epoch(
     *,
     freeze_bn: bool = False,
     on_step: Callable[[int, float], None] | None = None,
+    precision: str | None = None,
 ) -> dict:
     """Train over ``loader`` once, stepping the scheduler every batch.
 
     Returns ``train_loss``, the task's training metrics as ``train_<name>``, samples per second and seconds;
-    every sum is reduced over all ranks in one all-reduce."""
+    every sum is reduced over all ranks in one all-reduce. ``precision``: ``engine.precision.autocast``'s."""
     model.train()
     if freeze_bn:
         set_bn_eval(model)
@@ -55,7 +52,7 @@ def train_one_epoch(
     start = time.perf_counter()
     for batch in loader:
         inputs, target = task.to_device(batch, ctx.device)
-        with _autocast(ctx.device):
+        with autocast(ctx.device, precision):
             output = task.forward_train(model, inputs)
             loss = task.loss(output, target)
         if not torch.isfinite(loss):
@@ -84,7 +81,7 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: DataLoader, ctx: DistContext, task: Task, split: str = "val"
+    model: nn.Module, loader: DataLoader, ctx: DistContext, task: Task, split: str = "val", precision: str | None = None
 ) -> tuple[dict[str, float], dict]:
     """(``<split>_<name>`` scalars, details such as a confusion matrix) of the task's metric over ``loader``:
     ``val_*`` on the validation split, ``test_*`` on the test split."""
@@ -92,7 +89,7 @@ def evaluate(
     metric = task.metric(training=False)
     for batch in loader:
         inputs, target = task.to_device(batch, ctx.device)
-        with _autocast(ctx.device):
+        with autocast(ctx.device, precision):
             output = task.forward_eval(model, inputs)
             loss = task.eval_loss(output, target)
         metric.update(output, target, loss)

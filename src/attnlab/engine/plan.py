@@ -35,10 +35,17 @@ MIN_BATCH = 8
 class Plan:
     recipe: Recipe  # with epochs, batch_size and lr resolved
     note: str  # one line for the log: what was chosen and why
+    precision: str | None = None  # resolved by the trainer on its device (engine.precision)
 
     def to_dict(self) -> dict:
         r = self.recipe
-        return {"epochs": r.epochs, "batch_size": r.batch_size, "lr": r.lr, "note": self.note}
+        return {
+            "epochs": r.epochs,
+            "batch_size": r.batch_size,
+            "lr": r.lr,
+            "precision": self.precision,
+            "note": self.note,
+        }
 
 
 def _batch(recipe: Recipe, n: int) -> tuple[int, str]:

@@ -32,6 +32,7 @@ from .config import Recipe, TrainConfig
 from .distributed import DistContext, setup_distributed
 from .loop import NonFiniteLoss, evaluate, heldout_name, train_one_epoch
 from .plan import Plan, plan_recipe
+from .precision import resolve_precision
 from .progress import EpochProgress
 from .run_folder import (
     BEST,
@@ -328,7 +329,7 @@ def _say(ctx: DistContext, opts: RunOptions, lines: list[str]) -> None:
             print(line, flush=True)
 
 
-def _test(out: Path, model: nn.Module, net: nn.Module, loaders: Loaders, ctx: DistContext, task: Task) -> dict:
+def _test(out: Path, model: nn.Module, net: nn.Module, loaders: Loaders, ctx: DistContext, task: Task, precision: str):
     """The test split, scored once, with the best checkpoint's weights; best.* then keeps the test figures and
     details (``attnlab eval`` prints them)."""
     ctx.barrier()  # best.* is written by rank 0
@@ -336,7 +337,7 @@ def _test(out: Path, model: nn.Module, net: nn.Module, loaders: Loaders, ctx: Di
     if (out / BEST).is_file():
         tensors, doc = load_checkpoint(out / BEST)
         load_model_weights(model, model_state(tensors), out / BEST)
-    test, details = evaluate(net, loaders.test, ctx, task, split="test")
+    test, details = evaluate(net, loaders.test, ctx, task, split="test", precision=precision)
     if ctx.is_main and doc is not None:
         doc.pop("format")
         save_checkpoint(out / BEST, model, {**doc, "test": test, "eval": details, "val_eval": doc.get("eval")})
@@ -355,6 +356,8 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     data = _load_data(config, task, opts, ctx)
     plan = plan_recipe(config.recipe, len(data.train), task.unit, task.sample_size())
     recipe = plan.recipe
+    precision, why = resolve_precision(recipe.precision, ctx.device, task.cpu_bf16)
+    plan = replace(plan, note=f"{plan.note}; {precision} ({why})", precision=precision)
     _say(ctx, opts, [*data.meta.get("notes", []), plan.note])
     model = build_model(config, task)
     if not opts.resume:
@@ -387,8 +390,9 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
                     task,
                     freeze_bn=recipe.freeze_bn,
                     on_step=progress.update,
+                    precision=precision,
                 )
-            val, details = evaluate(net, loaders.val, ctx, task)
+            val, details = evaluate(net, loaders.val, ctx, task, precision=precision)
             rate = rate_key(task.unit)
             train_metrics = {k: v for k, v in stats.items() if k.startswith("train_")}
             record = {"epoch": epoch + 1, **train_metrics, **val, "lr": lr, rate: stats[rate]}
@@ -426,7 +430,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
             opts,
             [f"early stop: no better {monitor} in {recipe.early_stop} epochs (best: epoch {state.best_epoch})"],
         )
-    test = _test(out, model, net, loaders, ctx, task)
+    test = _test(out, model, net, loaders, ctx, task, precision)
     state.wall_seconds = wall_before + time.perf_counter()
     if not ctx.is_main:
         return None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_name", "machine"]
+__all__ = ["cpu_flags", "cpu_name", "machine"]
 
 
 def cpu_name() -> str:
@@ -19,6 +19,16 @@ def cpu_name() -> str:
             if line.lower().startswith("model name") and ":" in line:
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The processor's feature flags (``avx512_bf16``, ``amx_bf16``, …; /proc/cpuinfo on Linux, else none)."""
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text(errors="replace").splitlines():
+            if line.lower().startswith("flags") and ":" in line:
+                return set(line.split(":", 1)[1].split())
+    return set()
 
 
 def machine(device: torch.device | str = "cpu") -> str:

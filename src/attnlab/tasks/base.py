@@ -197,6 +197,7 @@ class Task:
     eval_batch_size: ClassVar[int] = 256
     default_vary: ClassVar[dict[str, list[str]]] = {}  # what ``attnlab compare`` varies when not told
     renamed: ClassVar[dict[str, str]] = {}  # old option name -> new: run folders from before a rename still load
+    cpu_bf16: ClassVar[bool] = False  # whether bf16 autocast speeds its training on a CPU with bf16 (--precision auto)
 
     def __init__(self, options: Any, *, meta: dict | None = None, runs: RunSource | None = None) -> None:
         self.options = options

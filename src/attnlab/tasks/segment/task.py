@@ -143,6 +143,7 @@ class Segment(Task):
     unit = "crops"
     description = "cell segmentation: U-Nets with residual blocks and attention gates (default on nuclei)"
     eval_batch_size = 1  # whole images of any size
+    cpu_bf16 = True  # convolutions: bf16 autocast is 1.2-1.7× faster on CPUs with bf16 (engine.precision)
     default_vary = {"model": list(UNETS)}
     options: SegmentOptions
 

@@ -130,6 +130,7 @@ class Video(Task):
     unit = "clips"
     description = "video classification: an image backbone transferred, attention over frames (moving_digits)"
     eval_batch_size = 64
+    cpu_bf16 = True  # convolutions: bf16 autocast is 1.2-1.7× faster on CPUs with bf16 (engine.precision)
     default_vary = {"head": list(TEMPORAL_HEADS)}
     options: VideoOptions
 
