@@ -19,7 +19,7 @@ then up to ``--val-batches`` validation and test batches (``forward_eval``, ``ev
 step under ``torch.profiler``: its forward and backward ops by self CPU time (the op-level explanation).
 
 bf16: the same steps on a copy of the model from the same initial weights, over the same batches, with
-``torch.autocast("cpu", dtype=torch.bfloat16)`` around forward and loss (as the engine's loop does on CUDA), the
+``torch.autocast("cpu", dtype=torch.bfloat16)`` around forward and loss (the engine's ``--precision bf16``), the
 same around evaluation. The precisions are timed in rounds of one step each, their order alternating, so a drift
 in the machine's speed touches both alike. The first step's loss is compared with float32's (relative
 difference): same weights, same batch, same dropout masks.
@@ -37,7 +37,6 @@ import json
 import statistics
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +49,9 @@ from ..engine.config import TrainConfig
 from ..engine.distributed import DistContext
 from ..engine.loop import NonFiniteLoss, set_bn_eval
 from ..engine.plan import Plan, plan_recipe
+from ..engine.precision import autocast
 from ..engine.trainer import Loaders, build_data, build_loaders, build_model, build_optimizer, seed_everything
-from ..measure.machine import machine
+from ..measure.machine import cpu_flags, machine
 from ..tasks import Task, TaskData, list_tasks
 
 __all__ = [
@@ -124,7 +124,7 @@ def build_setup(name: str, device: torch.device) -> Setup:
 
 
 def _autocast(precision: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    return autocast(torch.device("cpu"), precision)  # the engine's own: --precision bf16 on CPU
 
 
 def _batches(loader: DataLoader) -> Iterator:
@@ -288,11 +288,7 @@ def profile_task(
 
 def cpu_facts() -> dict:
     """The CPU and what decides its speed here: ISA flags, torch's threads, oneDNN and its bf16 support."""
-    flags: set[str] = set()
-    info = Path("/proc/cpuinfo")
-    if info.is_file():
-        line = next((x for x in info.read_text(errors="replace").splitlines() if x.startswith("flags")), "")
-        flags = set(line.split(":", 1)[-1].split())
+    flags = cpu_flags()
     bf16 = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
     return {
         "machine": machine(),
@@ -393,7 +389,7 @@ def _header(results: dict) -> str:
         f"Median ms of {st['steps']} training steps after {st['warmup']} warm-up steps, per phase (they sum to the "
         f"step), the precisions interleaved step by step; up to {st['eval_batches']} validation batches. Run s "
         "(est.): build + epochs × (steps × step + validation) + test once; in a bf16 row, the run under CPU autocast "
-        "(the engine autocasts on CUDA only). `attnlab bench profile`.",
+        "(``--precision bf16``; ``auto`` picks it for segment and video on CPUs with bf16). `attnlab bench profile`.",
     ]
     for name, t in results["tasks"].items():
         p = t["plan"]

@@ -89,13 +89,13 @@ def build_data(config: TrainConfig, task: Task, download: bool = False) -> TaskD
     task.meta = data.meta
     if data.val is None:
         data = task.split_validation(data, config.recipe.val_fraction)
-    limit = config.recipe.train_limit
-    if limit is not None and limit < len(data.train):
+    limit, n = config.recipe.train_limit, len(data.train)
+    if limit is not None and limit < n:
         data.train = Subset(data.train, range(limit))
         data.lengths = None if data.lengths is None else list(data.lengths)[:limit]
         # the baselines fit on the samples the network trains on (``TaskData.training_samples``)
-        kept = data.split["train"] if data.split is not None else list(range(len(data.train_eval or data.train)))
-        data.split = {"train": kept[:limit], "val": data.split["val"] if data.split is not None else []}
+        split = data.split or {"train": list(range(n)), "val": []}
+        data.split = {**split, "train": split["train"][:limit]}
     data.train = EpochSeeded(data.train, config.recipe.seed)
     return data
 
@@ -154,9 +154,8 @@ def build_loaders(data: TaskData, recipe: Recipe, task: Task, ctx: DistContext, 
     # One process or many, the same seeded permutation per epoch: rank r takes every world_size-th index, so
     # the ranks' batches b together are exactly the one-process batch b.
     if data.lengths is not None:  # variable lengths: batches of similar lengths, the same split across ranks
-        lengths = data.lengths[: len(data.train)]
         sampler = LengthGroupedSampler(
-            lengths, recipe.batch_size, world_size=ctx.world_size, rank=ctx.rank, seed=recipe.seed
+            data.lengths, recipe.batch_size, world_size=ctx.world_size, rank=ctx.rank, seed=recipe.seed
         )
     else:
         sampler = DistributedSampler(data.train, ctx.world_size, ctx.rank, shuffle=True, seed=recipe.seed)
@@ -225,9 +224,13 @@ class _RunState:
 
     epoch: int = 0
     history: list = field(default_factory=list)
-    best: float | None = None  # of the task's monitored (validation) metric
-    best_epoch: int = 0
+    best_epoch: int = 0  # the epoch of the best validation record (0: none yet)
     wall_seconds: float = 0.0  # of the finished epochs, over every process that worked on the run
+
+    @property
+    def best(self) -> dict | None:
+        """The best epoch's record (its validation metrics), None before the first epoch."""
+        return self.history[self.best_epoch - 1] if self.best_epoch else None
 
     def stale(self, patience: int) -> bool:
         """Whether ``patience`` epochs have passed without a better validation metric (0: never stop)."""
@@ -248,10 +251,8 @@ def _resume(out: Path, model: nn.Module, optimizer, scheduler, monitor: tuple[st
     restore_optimizer(optimizer, tensors, doc)
     scheduler.load_state_dict(doc["scheduler"])
     _restore_rng(tensors, doc)
-    name, mode = monitor
-    best = doc["best"]["value"] if "best" in doc else doc.get(f"best_{name}")  # (runs before tasks: best_val_acc)
-    epoch = doc.get("best_epoch") or _best_epoch(doc["history"], name, mode)
-    return _RunState(doc["epoch"], doc["history"], best, epoch, doc.get("wall_seconds", 0.0))
+    best = _best_epoch(doc["history"], *monitor)  # the loop's own rule, over the epochs it finished
+    return _RunState(doc["epoch"], doc["history"], best, doc.get("wall_seconds", 0.0))
 
 
 def _wrap(model: nn.Module, opts: RunOptions, ctx: DistContext) -> nn.Module:
@@ -275,12 +276,13 @@ def _load_data(config: TrainConfig, task: Task, opts: RunOptions, ctx: DistConte
 
 
 def _checkpoint_meta(config: TrainConfig, plan: Plan, data: TaskData, state: _RunState, details: dict) -> dict:
+    monitor = config.task_class.monitor[0]
     return {
         "config": config.to_dict(),
         "plan": plan.to_dict(),
         "epoch": state.epoch,
         "history": state.history,
-        "best": {"metric": config.task_class.monitor[0], "value": state.best},
+        "best": {"metric": monitor, "value": None if state.best is None else state.best[monitor]},
         "best_epoch": state.best_epoch,
         "wall_seconds": state.wall_seconds,
         "eval": details,
@@ -300,11 +302,11 @@ def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunS
     history = state.history
     monitor, rate = task.monitor[0], rate_key(task.unit)
     example = [x.to(device) for x in task.example_input()]
-    best = next((r for r in history if r["epoch"] == state.best_epoch), {})
+    best = state.best or {}
     return {
         **config.to_dict(),  # what was asked (None: planned); the keys below say what was done
         heldout_name(monitor): test.get(heldout_name(monitor)),
-        f"best_{monitor}": state.best,
+        f"best_{monitor}": best.get(monitor),
         "monitor": monitor,
         "best_epoch": state.best_epoch,
         "val_metrics": {k: v for k, v in best.items() if k.startswith("val_")},
@@ -399,12 +401,11 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
             record["seconds"] = stats["seconds"]
             if monitor not in record:
                 raise RunError(f"task {task.name!r} monitors {monitor!r}, which its metrics do not report")
-            best_record = next((r for r in state.history if r["epoch"] == state.best_epoch), None)
-            improved = _better(record, best_record, monitor, mode)
+            improved = _better(record, state.best, monitor, mode)
             state.epoch = epoch + 1
-            if improved:
-                state.best, state.best_epoch = record[monitor], epoch + 1
             state.history.append(record)
+            if improved:
+                state.best_epoch = epoch + 1
             state.wall_seconds = wall_before + time.perf_counter()
             progress.line(record)
             meta = _checkpoint_meta(config, plan, data, state, details)

@@ -27,9 +27,10 @@ from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from .._names import Registry
+from ..data.splits import VAL_SEED, stratified_indices
 
 __all__ = [
     "TASKS",
@@ -116,8 +117,6 @@ class TaskData:
     def training_samples(self) -> Dataset:
         """The samples the network trains on (a carved validation left out), as evaluation reads them (no
         augmentation): what a classical baseline is fitted on."""
-        from torch.utils.data import Subset
-
         base = self.train_eval if self.train_eval is not None else self.train
         return base if self.split is None else Subset(base, self.split["train"])
 
@@ -293,10 +292,6 @@ class Task:
         ``fraction`` of each class of ``data.labels`` (one class where None), at least one of each class, with
         the fixed seed ``VAL_SEED``; the held-out samples read through ``data.train_eval`` (no augmentation).
         A task whose training samples are not items to hold out (random crops) overrides it."""
-        from torch.utils.data import Subset
-
-        from ..data.splits import VAL_SEED, stratified_indices
-
         n = len(data.train)
         labels = list(data.labels) if data.labels is not None else [0] * n
         if len(labels) != n:

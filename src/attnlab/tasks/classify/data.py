@@ -10,6 +10,7 @@ why) and, where the data set has one, the ResNet ``stem`` it trains with.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,6 @@ def _cifar(name: str, cls, options, download: bool) -> TaskData:
         raise ValueError(f"--data-dir: {name} needs a folder (it holds or receives the CIFAR python files)")
     try:
         train = cls(root, train=True, transform=_cifar_transforms(name, True, hflip), download=download)
-        train_eval = cls(root, train=True, transform=_cifar_transforms(name, False))
         test = cls(root, train=False, transform=_cifar_transforms(name, False), download=download)
     except RuntimeError as e:  # torchvision: "Dataset not found or corrupted. You can use download=True …"
         folder = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[name]
@@ -100,7 +100,7 @@ def _cifar(name: str, cls, options, download: bool) -> TaskData:
             f"or unpack the CIFAR python archive there ({e})"
         ) from None
     meta = _meta(train.classes, 3, 32, *CIFAR_STATS[name], stem="cifar")
-    return TaskData(train, test, meta, labels=list(train.targets), train_eval=train_eval)
+    return TaskData(train, test, meta, labels=list(train.targets), train_eval=_with_transform(train, test.transform))
 
 
 @CLASSIFY_DATA.register("cifar10")
@@ -144,6 +144,13 @@ def folder_transforms(size: int, hflip: bool, train: bool) -> tuple[v2.Compose, 
     return v2.Compose([v2.ToImage(), *steps, *common]), resize
 
 
+def _with_transform(dataset, transform):
+    """The same torchvision data set (its images and labels shared, not read again) under another transform."""
+    other = copy.copy(dataset)
+    other.transform = transform
+    return other
+
+
 def _folder(path: Path, classes: list[str] | None) -> datasets.ImageFolder:
     folder = datasets.ImageFolder(path)
     if classes is not None and folder.classes != classes:
@@ -176,8 +183,7 @@ def imagefolder(options, *, download: bool = False) -> TaskData:
     train.transform, _ = folder_transforms(size, hflip, train=True)
     eval_tf, resize = folder_transforms(size, hflip, train=False)
     test.transform = eval_tf
-    train_eval = _folder(paths.train, None)
-    train_eval.transform = eval_tf
+    train_eval = _with_transform(train, eval_tf)
     if val is not None:
         val.transform = eval_tf
     style = "shifts" if size <= SMALL else "random-resized crops"

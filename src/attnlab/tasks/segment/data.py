@@ -21,7 +21,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ...data.layout import a_folder, find_splits
 from ...data.packaged import package_file
+from ...data.splits import VAL_SEED, stratified_indices
 from ..base import DataSets, TaskData
 from .files import IMAGE_SUFFIXES, read_array, to_chw
 from .labels import LabelScheme, label_scheme
@@ -99,8 +101,6 @@ def carve_strips(source: TrainingImages, fraction: float) -> tuple[RandomCrops, 
     Random crops are not items to hold out: a training crop never overlaps a validation image or strip."""
     pairs = source.pairs
     if len(pairs) >= WHOLE_IMAGES:
-        from ...data.splits import VAL_SEED, stratified_indices
-
         kept, held = stratified_indices([0] * len(pairs), fraction, VAL_SEED, at_least_one=True)
         note = f"validation: {len(held)} of the {len(pairs)} training images, whole ({fraction:g}, seed {VAL_SEED})"
         crops = _crops(source.scheme, [pairs[i] for i in sorted(kept)], source.crop, source.samples)
@@ -212,29 +212,27 @@ def _pairs(folder: Path, scheme: LabelScheme) -> list[tuple[np.ndarray, np.ndarr
 
 @SEGMENT_DATA.register("segfolder")
 def segfolder(options, *, download: bool = False) -> TaskData:
-    """``--data-dir``'s ``train/{images,masks}``, ``val/{images,masks}`` and, where it exists,
-    ``test/{images,masks}``, masks matched to images by file name. With three folders ``val/`` validates and
-    ``test/`` tests; with two, ``val/`` is the test split and validation strips are cut from the training
-    images (``carve_strips``)."""
+    """``--data-dir``'s ``train/{images,masks}`` and ``val/{images,masks}``, ``test/{images,masks}`` or both
+    (``data.layout.find_splits``: with both, ``val/`` validates; with one, it is the test split and validation
+    is carved from the training images, ``carve_strips``), masks matched to images by file name."""
     if options.data_dir is None:
         raise ValueError("--data-dir: segfolder needs a folder with train/ and val/, each holding images/ and masks/")
     scheme, root, crop, samples = label_scheme(options.classes), Path(options.data_dir), options.crop, options.samples
-    third = (root / "test").is_dir()
-    train, test = _pairs(root / "train", scheme), _pairs(root / ("test" if third else "val"), scheme)
-    val = _pairs(root / "val", scheme) if third else None
+    paths = find_splits(root, a_folder, "train/ and val/, each holding images/ and masks/")
+    train, test = _pairs(paths.train, scheme), _pairs(paths.test, scheme)
+    val = None if paths.val is None else _pairs(paths.val, scheme)
     _check_crop(train, crop)
-    for name, split in (("test" if third else "val", test), *((("val", val),) if third else ())):
-        if train[0][0].shape[0] != split[0][0].shape[0]:
+    for path, split in ((paths.test, test), (paths.val, val)):
+        if split is not None and train[0][0].shape[0] != split[0][0].shape[0]:
             raise ValueError(
-                f"--data-dir: train images have {train[0][0].shape[0]} channels, {name} {split[0][0].shape[0]}"
+                f"--data-dir: train images have {train[0][0].shape[0]} channels, {path.name} {split[0][0].shape[0]}"
             )
     conditions = ["clean"]
     notes = [
         f"segfolder: {len(train)} training images ({samples} random {crop}×{crop} crops an epoch), "
-        + (f"{len(val)} validation images, " if third else "")
+        + ("" if val is None else f"{len(val)} validation images, ")
         + f"{len(test)} test images{scheme.note}",
-        f"segfolder: {root / ('test' if third else 'val')} is the test split"
-        + ("" if third else " (no test/ folder: validation is carved from the training images)"),
+        f"segfolder: {paths.note}",
     ]
     pairs = [(img, m) for img, m, _ in train]
     return TaskData(
