@@ -119,6 +119,7 @@ def test_frame_differences_tell_left_from_right(channels):
     train, test = moving_squares(200, channels, seed=0), moving_squares(100, channels, seed=1)
     r = frame_baselines(train, test, 2)
     assert r["frame_diff_logreg"]["test_acc"] > 0.9
+    assert r["flow_logreg"]["test_acc"] > 0.9
     assert r["mean_frame_logreg"]["test_acc"] < 0.75  # the data: order is what tells the classes apart
     assert frame_baselines(train, test, 2) == r
 
@@ -127,7 +128,9 @@ def test_frame_features_by_hand():
     clip = torch.tensor([0.0, 2.0, 1.0, 5.0]).view(4, 1, 1, 1).expand(4, 2, 4, 6).clone()  # T = 4, C = 2, 4×6 px
     clip[:, 1] *= -1
     clip[:, :, :2, :2] += 1.0  # a top-left 2×2 block: one pixel of the 2×3 downsampled frame
-    f = frame_features(clip, max_side=2).reshape(3, 2, 2, 3)  # [mean, mean |d|, mean d] × (C, h, w)
+    features = frame_features(clip, max_side=2)
+    assert features.shape == (3 * 2 * 2 * 3 + 3 * 2 * 4 * 4,)  # then the flow: (T − 1) pairs × (x, y) × 4×4 cells
+    f = features[: 3 * 2 * 2 * 3].reshape(3, 2, 2, 3)  # [mean, mean |d|, mean d] × (C, h, w)
     mean = torch.tensor([2.0, -2.0])
     torch.testing.assert_close(f[0, :, 1, 1], mean.numpy())
     torch.testing.assert_close(f[0, :, 0, 0], (mean + 1).numpy())  # the block, averaged with nothing: 2×2 → 1

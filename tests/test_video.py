@@ -364,6 +364,26 @@ def test_videofolder_samples_frames_and_names_what_it_skips(video_folder):
     assert all(3 * i <= r < 3 * (i + 1) for i, r in enumerate(random))  # one frame per segment (TSN)
 
 
+def test_videofolder_crops_every_frame_of_a_training_clip_alike(video_folder):
+    d = VIDEO_DATA.build("videofolder", videofolder_options(video_folder, crop_scale=0.35))
+    frame = torch.randint(256, (1, 3, 48, 48), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    torch.manual_seed(1)
+    cropped = d.train.transform(frame.expand(4, -1, -1, -1))
+    assert cropped.shape == (4, 3, 32, 32) and all(torch.equal(cropped[0], c) for c in cropped[1:])
+    assert not torch.equal(cropped[0], d.test.transform(frame)[0])  # a crop, where evaluation takes the centre
+    torch.manual_seed(1)
+    torch.testing.assert_close(d.train.transform(frame.expand(4, -1, -1, -1)), cropped)  # the seed decides it
+    plain = VIDEO_DATA.build("videofolder", videofolder_options(video_folder, crop_scale=1.0))
+    torch.testing.assert_close(plain.train.transform(frame), plain.test.transform(frame))
+    with pytest.raises(ValueError, match=r"--crop-scale: expected a number in \(0, 1\], got 0"):
+        videofolder_options(video_folder, crop_scale=0)
+
+
+def test_motion_is_flow_for_a_videofolder_and_none_for_moving_digits(video_folder):
+    assert VideoOptions().motion == "none" and videofolder_options(video_folder).motion == "flow"
+    assert VideoOptions(data="videofolder", motion="none").motion == "none"
+
+
 def test_videofolder_refuses_a_class_without_readable_video(video_folder, tmp_path):
     import shutil
 
@@ -623,3 +643,21 @@ def test_a_video_run_evaluates_after_its_backbone_run_is_gone(video_run, tmp_pat
     run = load_run(video_run)
     run.task.options.backbone = str(tmp_path / "deleted")  # what the run names when its backbone run is gone
     assert evaluate_run(run)["metrics"] == expected
+
+
+def test_the_one_frame_probe_fits_on_the_training_clips_only(monkeypatch):
+    """With a carved validation split the probe, like the other baselines, never sees the validation clips."""
+    from attnlab.tasks.base import TaskData
+    from attnlab.tasks.video import probe
+    from attnlab.tasks.video import task as video_task
+    from attnlab.tasks.video.data import ClipArrays
+
+    clips, labels = torch.arange(20).view(20, 1, 1, 1, 1).to(torch.uint8), torch.arange(20) % 2
+    seen = {}
+    monkeypatch.setattr(probe, "one_frame_probe", lambda train, test, k, parts: seen.update(train=train) or {})
+    monkeypatch.setattr("attnlab.tasks.video.baseline.frame_baselines", lambda *a: {})
+    source = ClipArrays((clips, labels), (clips[:4], labels[:4]))
+    data = TaskData(None, None, {"classes": ["a", "b"]}, source=source)
+    data.split = {"train": [1, 3, 4, 8], "val": [0, 2]}
+    video_task.Video(VideoOptions(backbone="none")).baselines(data)
+    assert seen["train"][0].flatten().tolist() == [1, 3, 4, 8] and seen["train"][1].tolist() == [1, 1, 0, 0]

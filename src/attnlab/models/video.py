@@ -1,7 +1,8 @@
 """Video classification: a 2-D frame backbone (any attnlab ResNet, any zoo module) and a temporal head.
 
     clip (B, T, C, H, W) -> frames (B·T, C, H, W) -> ResNet features, pooled over space (B·T, D)
-                         -> (B, T, D) -> Linear + GELU to ``dim`` (+ a learned temporal position embedding)
+                         -> (B, T, D) [+ motion (B, T, 2·g²)] -> Linear + GELU to ``dim``
+                         (+ a learned temporal position embedding)
                          -> head over time -> logits (B, K)
 
 Heads (``TEMPORAL_HEADS``):
@@ -23,6 +24,11 @@ added before every head but ``mean`` and ``lstm_attention``, so that pooling can
 ones (a direction needs it); ``positions=False`` gives the papers' order-free heads. The frame weights of
 every head (B, T), (B, N, T) for clusters, pass through a submodule named ``gate``.
 
+``motion="flow"`` adds each frame's motion to its appearance: its optical flow to the next frame (pyramidal
+Lucas–Kanade, ``flow.ClipFlow``), averaged over a g×g grid, concatenated to the pooled backbone features. A 2-D
+backbone pooled over space sees what is in a frame, not which way it moves; from scratch on a few dozen clips it
+memorizes the pictures instead (docs/video.md, "Your videos").
+
 The backbone's ``fc`` is dropped (``nn.Identity``): its keys are the image task's classes. With
 ``freeze_backbone`` its parameters do not train, its batch norms keep their statistics (eval mode) and its
 forward pass runs without autograd.
@@ -39,9 +45,20 @@ from torch import Tensor, nn
 
 from ..layers.encoder import EncoderLayer
 from ..layers.registry import attention_info
+from .flow import ClipFlow
 from .registry import create_model, register_model
 
-__all__ = ["VideoClassifier", "AttentionPool", "TemporalMeanHead", "TEMPORAL_HEADS", "head_parameters", "video_resnet"]
+__all__ = [
+    "MOTIONS",
+    "VideoClassifier",
+    "AttentionPool",
+    "TemporalMeanHead",
+    "TEMPORAL_HEADS",
+    "head_parameters",
+    "video_resnet",
+]
+
+MOTIONS = ("none", "flow")  # what a frame's features carry besides its appearance
 
 
 class AttentionPool(nn.Module):
@@ -161,6 +178,8 @@ class VideoClassifier(nn.Module):
         dim: width of the head.
         positions: add a learned temporal position embedding before the order-free heads.
         freeze_backbone: keep the backbone fixed (transfer learning with a frozen feature extractor).
+        motion: ``"flow"``: each frame's pooled optical flow to the next beside its features; ``"none"``.
+        flow_grid: g, the cells a side the flow is averaged over.
         head_kwargs: the head's own keywords (``head_parameters(head)``): ``heads``, ``depth``, ``dropout`` of the
             transformer, ``clusters`` of the clusters head; another keyword raises ``TypeError``.
     """
@@ -176,16 +195,21 @@ class VideoClassifier(nn.Module):
         dropout: float = 0.1,
         positions: bool = True,
         freeze_backbone: bool = False,
+        motion: str = "none",
+        flow_grid: int = 4,
         head_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
         if head not in TEMPORAL_HEADS:
             raise ValueError(f"head: expected one of {sorted(TEMPORAL_HEADS)}, got {head!r}")
+        if motion not in MOTIONS:
+            raise ValueError(f"motion: expected one of {list(MOTIONS)}, got {motion!r}")
         if num_frames < 1:
             raise ValueError(f"num_frames: expected a positive int, got {num_frames}")
         self.num_frames = num_frames
         self.backbone = backbone
-        features = backbone.fc.in_features
+        self.motion = ClipFlow(flow_grid) if motion == "flow" else None
+        features = backbone.fc.in_features + (self.motion.out_dim if self.motion is not None else 0)
         backbone.fc = nn.Identity()
         self.proj = nn.Sequential(nn.Linear(features, dim), nn.GELU())
         self.head = TEMPORAL_HEADS[head](dim, **(head_kwargs or {}))
@@ -214,8 +238,10 @@ class VideoClassifier(nn.Module):
             )
         frames = clips.flatten(0, 1).contiguous(memory_format=torch.channels_last)  # faster convolutions
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_backbone):
-            f = self.backbone.forward_features(frames).mean((-2, -1))  # (B·T, D)
-        h = self.proj(f.view(B, T, -1))
+            f = self.backbone.forward_features(frames).mean((-2, -1)).view(B, T, -1)  # (B, T, D)
+        if self.motion is not None:
+            f = torch.cat([f, self.motion(clips).to(f.dtype)], dim=-1)  # (B, T, D + 2·g²)
+        h = self.proj(f)
         return h if self.position is None else h + self.position
 
     def describe(self) -> tuple[str, str]:

@@ -10,6 +10,10 @@ and d_t = x_{t+1} − x_t its consecutive differences:
   cheap motion-energy image) and which way (the signed mean telescopes to (x_{T−1} − x_0) / (T − 1): where
   things end up minus where they started). The classical motion baseline; a clip played backwards changes only
   the last part's sign.
+- ``flow_logreg``: dense optical flow between consecutive frames (pyramidal Lucas–Kanade on the gray frames,
+  ``attnlab.models.flow``), averaged over a ``FLOW_GRID``×``FLOW_GRID`` grid of cells, for each of the T − 1 frame
+  pairs in order: which way things move, where and when (a camera pan or zoom is one linear function of it). The
+  classical motion descriptor, and the one the video model's ``--motion flow`` puts beside each frame.
 
 Both: standardized features, multinomial logistic regression (L-BFGS, L2), C from ``LOGREG_C`` chosen on a
 validation part carved from the training clips only, then refitted on all training clips and scored on test
@@ -32,31 +36,61 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..classical import LOGREG_C, blas_threads, carve, chosen_and_scored, downsample, logreg, read_rows
+from ...models.flow import ClipFlow
+from ..classical import LOGREG_C, blas_threads, carve, chosen_and_scored, downsample, logreg
 
 __all__ = ["LOGREG_C", "frame_baselines", "frame_features"]
 
 WHO = "frame baselines"
+FLOW_GRID = 4  # cells a side over which each frame pair's flow is averaged
+CHUNK = 64  # clips whose flow is computed in one batch
 
 
-def frame_features(clip: Tensor, max_side: int = 32) -> np.ndarray:
-    """One clip (T, C, H, W) -> float32 (3·C·h·w,): [mean frame, mean |difference|, mean difference], the frames
-    downsampled to at most ``max_side`` px on the shorter side (area interpolation)."""
+def flow_features(clip: Tensor, grid: int = FLOW_GRID) -> Tensor:
+    """One clip (T, C, H, W) -> ((T − 1)·2·grid²,): the flow of each frame to the next averaged over
+    ``grid``×``grid`` cells: the video model's motion descriptor (``ClipFlow``), its repeated last frame left out."""
+    return ClipFlow(grid)(clip[None])[0, :-1].flatten()
+
+
+def _frame_parts(clip: Tensor, max_side: int) -> Tensor:
+    """[mean frame, mean |difference|, mean difference] of one clip (T, C, H, W), downsampled: (3·C·h·w,)."""
     if clip.ndim != 4 or clip.shape[0] < 2:
         raise ValueError(f"{WHO}: expected a clip (T >= 2, C, H, W), got shape {tuple(clip.shape)}")
     frames = downsample(clip.float(), max_side).flatten(1)  # (T, C·h·w): T as the batch
     diff = frames[1:] - frames[:-1]  # (T − 1, C·h·w)
-    return torch.cat([frames.mean(0), diff.abs().mean(0), diff.mean(0)]).numpy()
+    return torch.cat([frames.mean(0), diff.abs().mean(0), diff.mean(0)])
+
+
+def frame_features(clip: Tensor, max_side: int = 32) -> np.ndarray:
+    """One clip (T, C, H, W) -> float32 (3·C·h·w + (T − 1)·2·FLOW_GRID²,): [mean frame, mean |difference|, mean
+    difference, flow], the frames downsampled to at most ``max_side`` px on the shorter side (area
+    interpolation), the flow (``flow_features``) at the clip's own size."""
+    return torch.cat([_frame_parts(clip, max_side), flow_features(clip)]).numpy()
 
 
 def _read(data: Dataset, max_side: int) -> tuple[np.ndarray, np.ndarray]:
-    """All clips of ``data``, in order: features (N, 3·C·h·w) and labels (N,)."""
-    return read_rows(data, range(len(data)), lambda clip: frame_features(clip, max_side), WHO)
+    """All clips of ``data``, in order: ``frame_features`` rows (N, D) and labels (N,), the flow computed for
+    ``CHUNK`` clips at once (one batch of frame pairs, faster than clip by clip)."""
+    rows, labels, shape = [], [], None
+    for start in range(0, len(data), CHUNK):
+        items = [data[i] for i in range(start, min(len(data), start + CHUNK))]
+        clips = [torch.as_tensor(clip) for clip, _ in items]
+        parts = [_frame_parts(clip, max_side) for clip in clips]
+        shape = shape or clips[0].shape
+        for i, clip in enumerate(clips):
+            if clip.shape != shape:
+                raise ValueError(f"{WHO}: item {start + i} differs in size from the first ({tuple(clip.shape)})")
+        flows = ClipFlow(FLOW_GRID)(torch.stack(clips))[:, :-1].flatten(1)  # (chunk, (T − 1)·2·grid²)
+        rows += [torch.cat([p, f]).numpy() for p, f in zip(parts, flows, strict=True)]
+        labels += [int(label) for _, label in items]
+    if not rows:
+        raise ValueError(f"{WHO}: empty dataset")
+    return np.stack(rows), np.asarray(labels, dtype=np.int64)
 
 
 def frame_baselines(train: Dataset, test: Dataset, num_classes: int, *, max_side: int = 32) -> dict[str, dict]:
-    """``{"mean_frame_logreg": {test_acc, test_macro_f1, C}, "frame_diff_logreg": {…}}`` on ``train`` and
-    ``test`` items (clip (T, C, H, W) float, int label) read through the evaluation transform."""
+    """``{"mean_frame_logreg": {test_acc, test_macro_f1, C}, "frame_diff_logreg": {…}, "flow_logreg": {…}}`` on
+    ``train`` and ``test`` items (clip (T, C, H, W) float, int label) read through the evaluation transform."""
     if max_side < 1 or num_classes < 2:
         raise ValueError(f"{WHO}: expected max_side >= 1 and num_classes >= 2, got {max_side}, {num_classes}")
     x, y = _read(train, max_side)
@@ -65,10 +99,15 @@ def frame_baselines(train: Dataset, test: Dataset, num_classes: int, *, max_side
         raise ValueError(f"{WHO}: train and test clips differ in size ({x.shape[1]} vs {xt.shape[1]})")
     if min(y.min(), yt.min()) < 0 or max(y.max(), yt.max()) >= num_classes:
         raise ValueError(f"{WHO}: labels outside 0..{num_classes - 1}")
-    one = x.shape[1] // 3  # the mean frame's part
+    frames = x.shape[1] - (len(train[0][0]) - 1) * 2 * FLOW_GRID**2  # the three frame parts, then the flow
+    columns = {
+        "mean_frame_logreg": slice(0, frames // 3),
+        "frame_diff_logreg": slice(0, frames),
+        "flow_logreg": slice(frames, None),
+    }
     classes, parts, grid = np.arange(num_classes), carve(y, WHO), [{"C": c} for c in LOGREG_C]
     with blas_threads():
         return {
-            "mean_frame_logreg": chosen_and_scored(logreg, grid, (x[:, :one], y), (xt[:, :one], yt), classes, parts),
-            "frame_diff_logreg": chosen_and_scored(logreg, grid, (x, y), (xt, yt), classes, parts),
+            name: chosen_and_scored(logreg, grid, (x[:, cols], y), (xt[:, cols], yt), classes, parts)
+            for name, cols in columns.items()
         }

@@ -93,7 +93,7 @@ def videofolder(options, *, download: bool = False) -> TaskData:
         + ")",
         f"videofolder: {paths.note}",
     ]
-    train = VideoFolder(train_items, num_frames, size, train=True)
+    train = VideoFolder(train_items, num_frames, size, train=True, crop_scale=options.crop_scale)
     test = VideoFolder(test_items, num_frames, size, train=False)
     val = None if val_items is None else VideoFolder(val_items, num_frames, size, train=False)
     meta = _meta(classes, 3, size, IMAGENET_MEAN, IMAGENET_STD, num_frames, notes)

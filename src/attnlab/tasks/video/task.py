@@ -4,8 +4,13 @@ The default run: moving_digits (a digit moving left or right; 20 classes, the or
 of each label), the ResNet18 + CBAM of the default image run (``attnlab train``) as the frame backbone,
 fine-tuned at a tenth of the learning rate, and soft attention pooling over the frames. Metrics: cross-entropy,
 top-1, top-5, per-class accuracy and, where the data's classes have parts (moving_digits: digit, direction),
-each part's accuracy. The baseline is the ``mean`` head (order-blind); the classical reference in the same run
-is a logistic regression on the pixels of one frame (the direction check: it should stay near half).
+each part's accuracy. The baseline is the ``mean`` head (order-blind); the classical references in the same run
+are logistic regressions on pooled frames, on frame differences and on pooled optical flow, and on moving_digits
+on the pixels of one frame (the direction check: it should stay near half).
+
+A user's videofolder: the frame backbone trains from scratch (``--backbone auto``), each frame's pooled optical
+flow sits beside its features (``--motion auto``: flow) and training clips are cropped at random, alike in every
+frame (``--crop-scale``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from torch import Tensor, nn
 from ...layers.registry import attention_info
 from ...models.registry import create_model, get_model_builder
 from ...models.resnet import STEMS
-from ...models.video import TEMPORAL_HEADS, head_parameters
+from ...models.video import MOTIONS, TEMPORAL_HEADS, head_parameters
 from ..base import Metric, Prerequisite, Task, TaskData, check_at_least, none_if_blank, option, register_task
 from ..metrics import TrainAccuracy
 from ..top_classes import TopClassesCLI, add_top_argument
@@ -62,12 +67,26 @@ class VideoOptions:
     stem: str | None = option(
         None, "ResNet stem of the frames (default: the --backbone run's, else imagenet)", choices=STEMS
     )
+    motion: str = option(
+        "auto",
+        "what each frame's features carry besides its appearance: flow (its optical flow to the next frame, "
+        "pyramidal Lucas–Kanade pooled over a 4×4 grid), none, or auto: flow for a videofolder, none for "
+        "moving_digits (its default run is measured without)",
+        choices=("auto", *MOTIONS),
+    )
     freeze_backbone: bool = option(False, "keep the transferred backbone fixed (default: fine-tune it)")
     backbone_lr_scale: float = option(0.1, "factor on the transferred backbone's learning rate")
     data: str = option("moving_digits", f"video data set: {', '.join(VIDEO_DATA.names())}")
     data_dir: str | None = option(None, "videofolder: folder with train/<class>/ and val/<class>/ videos")
     num_frames: int = option(8, "frames per clip (T)")
-    image_size: int | None = option(None, "videofolder: side of the frames (default 112)")
+    image_size: int | None = option(
+        None, "videofolder: side of the frames (default: the videos' shorter side, at most 112)"
+    )
+    crop_scale: float = option(
+        0.35,
+        "videofolder: each training clip is a random crop of at least this fraction of the frame's area, the same "
+        "for all its frames (1: none)",
+    )
     dim: int = option(256, "width of the temporal head")
     heads: int = option(4, "transformer head: attention heads")
     depth: int = option(1, "transformer head: encoder layers")
@@ -81,11 +100,15 @@ class VideoOptions:
             digits = self.data == "moving_digits" and self.backbone_weights is None
             self.backbone = DEFAULT_BACKBONE if digits else None
         self.backbone = none_if_blank(self.backbone)
+        if self.motion == "auto":  # resolved here, so config.json says which
+            self.motion = "none" if self.data == "moving_digits" else "flow"
         # --attention keeps "none" as a word of its own, not None (the CLI reads "none" of an optional field as
         # None): "none" is no module whatever the --backbone run had, INHERIT the run's modules. None, in the
         # config.json of runs made before INHERIT, meant the run's; "" means none.
         self.attention = INHERIT if self.attention is None else self.attention or "none"
         check_at_least(self, {"num_frames": 1, "dim": 4, "backbone_lr_scale": 0})
+        if not 0 < self.crop_scale <= 1:
+            raise ValueError(f"--crop-scale: expected a number in (0, 1], got {self.crop_scale}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"--dropout: expected a number in [0, 1), got {self.dropout}")
         if self.backbone and self.backbone_weights:
@@ -170,6 +193,8 @@ class Video(Task):
             data.meta.update({k: saved[k] for k in ARCHITECTURE})  # (its --backbone run need not exist any more)
         else:
             data.meta.update(frame_architecture(self.options, self.backbone_run))  # a loaded run rebuilds from it
+        # the motion features the network was built with (runs made before the option had none)
+        data.meta["motion"] = self.options.motion if saved is None else saved.get("motion", "none")
         return data
 
     def sample_size(self) -> tuple[float, str]:
@@ -192,13 +217,17 @@ class Video(Task):
             dim=o.dim,
             dropout=o.dropout,
             positions=o.positions,
+            motion=meta.get("motion", "none"),  # none: runs made before the option
             freeze_backbone=o.freeze_backbone and self.transferred,
             head_kwargs={name: getattr(o, name) for name in head_parameters(o.head)},
         )
 
     def initialize(self, model: nn.Module) -> list[str]:
         """Transfer: the backbone from an image run (--backbone) or a torchvision checkpoint (--backbone-weights)."""
-        return transfer(model, self.options, self.meta, self.backbone_run)
+        lines = transfer(model, self.options, self.meta, self.backbone_run)
+        if self.meta.get("motion") == "flow":
+            lines.append("motion: each frame's optical flow to the next, pooled over 4×4 cells, beside its features")
+        return lines
 
     def lr_scale(self, name: str) -> float:
         return self.options.backbone_lr_scale if self.transferred and name.startswith("backbone.") else 1.0
@@ -216,9 +245,10 @@ class Video(Task):
         return TrainAccuracy() if training else ClipMetrics(len(meta["classes"]), meta.get("label_parts", ()))
 
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
-        """Logistic regression on mean-pooled frames and on frames + their differences (``baseline``), fitted on
-        the clips the network trains on; for a data set held in memory (moving_digits) also on the pixels of one
-        frame (a random one per clip), how much a single frame tells: its direction accuracy stays near half."""
+        """Logistic regression on mean-pooled frames, on frames + their differences and on pooled optical flow
+        (``baseline``), fitted on the clips the network trains on; for a data set held in memory (moving_digits)
+        also on the pixels of one frame (a random one per training clip), how much a single frame tells: its
+        direction accuracy stays near half."""
         from .baseline import frame_baselines
 
         scores = frame_baselines(data.training_samples(), data.test, len(data.meta["classes"]))
@@ -227,7 +257,11 @@ class Video(Task):
 
             parts = data.meta.get("label_parts", ())
             classes = len(data.meta["classes"])
-            scores["one_frame_logreg"] = one_frame_probe(data.source.train, data.source.test, classes, parts)
+            clips, labels = data.source.train
+            if data.split is not None:  # the clips the network trains on: a carved validation left out
+                kept = torch.as_tensor(data.split["train"])
+                clips, labels = clips[kept], labels[kept]
+            scores["one_frame_logreg"] = one_frame_probe((clips, labels), data.source.test, classes, parts)
         return scores
 
     def title(self) -> str:

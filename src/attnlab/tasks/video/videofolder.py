@@ -2,7 +2,10 @@
 HMDB51's layout once split), decoded with PyAV at access.
 
 T frames per clip: in training one random frame from each of T equal segments (TSN's sparse sampling, Wang et
-al., ECCV 2016), in evaluation the middle frame of each segment. A video with fewer than T frames repeats frames
+al., ECCV 2016), in evaluation the middle frame of each segment. Training clips are also cropped at random
+(``crop_scale``: an area of that fraction of the frame or more, aspect 3:4 to 4:3, resized to the run's side),
+the same crop for every frame of a clip, so that the motion stays what it was (no flips: a flip turns a pan left
+into a pan right). A video with fewer than T frames repeats frames
 (said in a warning); one PyAV cannot decode, or with no frame, is named in a warning and skipped; a class folder
 with no readable video is an error.
 """
@@ -15,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+from torchvision.transforms import v2
 
 from ...data.images import IMAGENET_MEAN, IMAGENET_STD, eval_transform
 from ...data.video import frame_indices, read_video
@@ -26,11 +30,16 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov")
 
 class VideoFolder(Dataset):
     """(path, label) items -> (clip (T, 3, S, S) float, ImageNet-normalized, label); decoded at access, T frames
-    sampled TSN-style (random when ``train``)."""
+    sampled TSN-style and, with ``crop_scale`` < 1, one random crop per clip (when ``train``)."""
 
-    def __init__(self, items: list[tuple[Path, int]], num_frames: int, image_size: int, train: bool) -> None:
+    def __init__(
+        self, items: list[tuple[Path, int]], num_frames: int, image_size: int, train: bool, crop_scale: float = 1.0
+    ) -> None:
         self.items, self.num_frames, self.train = items, num_frames, train
         self.transform = eval_transform(image_size, IMAGENET_MEAN, IMAGENET_STD)
+        if train and crop_scale < 1:  # (T, C, H, W) is one batch to a v2 transform: one crop for all frames
+            crop = v2.RandomResizedCrop(image_size, scale=(crop_scale, 1.0), antialias=True)
+            self.transform = v2.Compose([crop, *self.transform.transforms[2:]])  # then eval's dtype and normalize
 
     def __len__(self) -> int:
         return len(self.items)
