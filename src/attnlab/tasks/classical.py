@@ -66,18 +66,37 @@ def downsample(images: Tensor, max_side: int) -> Tensor:
 
 
 def read_rows(
-    data: Dataset, indices: Iterable[int], features: Callable[[Tensor], np.ndarray], who: str
+    data: Dataset,
+    indices: Iterable[int],
+    features: Callable[[Tensor], np.ndarray],
+    who: str,
+    *,
+    batched: Callable[[Tensor], Tensor] | None = None,
+    chunk: int = 64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Items ``indices`` of ``data`` (tensor, int label), in order, through ``features``: rows (N, D), labels (N,).
+    ``batched``: columns computed for ``chunk`` items at once, (K, …) stacked -> (K, D'), appended to each row
+    (work that is faster as one batch: the video baseline's optical flow); the items must then share one shape.
     ``who`` starts the error messages."""
-    rows, labels = [], []
-    for i in indices:
-        item, label = data[int(i)]
-        row = features(torch.as_tensor(item))
-        if rows and row.shape != rows[0].shape:
-            raise ValueError(f"{who}: item {int(i)} differs in size from the first ({len(row)} vs {len(rows[0])})")
-        rows.append(row)
-        labels.append(int(label))
+    rows, labels, shape = [], [], None
+    indices = [int(i) for i in indices]
+    for start in range(0, len(indices), chunk):
+        part = indices[start : start + chunk]
+        items = [data[i] for i in part]
+        tensors = [torch.as_tensor(item) for item, _ in items]
+        chunk_rows = [features(t) for t in tensors]
+        if batched is not None:
+            shape = shape or tensors[0].shape
+            for i, t in zip(part, tensors, strict=True):
+                if t.shape != shape:
+                    raise ValueError(f"{who}: item {i} differs in size from the first ({tuple(t.shape)})")
+            extra = batched(torch.stack(tensors)).numpy()
+            chunk_rows = [np.concatenate([r, e]) for r, e in zip(chunk_rows, extra, strict=True)]
+        for i, row in zip(part, chunk_rows, strict=True):
+            if rows and row.shape != rows[0].shape:
+                raise ValueError(f"{who}: item {i} differs in size from the first ({len(row)} vs {len(rows[0])})")
+            rows.append(row)
+        labels += [int(label) for _, label in items]
     if not rows:
         raise ValueError(f"{who}: empty dataset")
     return np.stack(rows), np.asarray(labels, dtype=np.int64)

@@ -37,7 +37,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ...models.flow import ClipFlow
-from ..classical import LOGREG_C, blas_threads, carve, chosen_and_scored, downsample, logreg
+from ..classical import LOGREG_C, blas_threads, carve, chosen_and_scored, downsample, logreg, read_rows
 
 __all__ = ["LOGREG_C", "frame_baselines", "frame_features"]
 
@@ -46,10 +46,10 @@ FLOW_GRID = 4  # cells a side over which each frame pair's flow is averaged
 CHUNK = 64  # clips whose flow is computed in one batch
 
 
-def flow_features(clip: Tensor, grid: int = FLOW_GRID) -> Tensor:
-    """One clip (T, C, H, W) -> ((T − 1)·2·grid²,): the flow of each frame to the next averaged over
+def flow_features(clips: Tensor, grid: int = FLOW_GRID) -> Tensor:
+    """Clips (K, T, C, H, W) -> (K, (T − 1)·2·grid²): the flow of each frame to the next averaged over
     ``grid``×``grid`` cells: the video model's motion descriptor (``ClipFlow``), its repeated last frame left out."""
-    return ClipFlow(grid)(clip[None])[0, :-1].flatten()
+    return ClipFlow(grid)(clips)[:, :-1].flatten(1)
 
 
 def _frame_parts(clip: Tensor, max_side: int) -> Tensor:
@@ -65,27 +65,17 @@ def frame_features(clip: Tensor, max_side: int = 32) -> np.ndarray:
     """One clip (T, C, H, W) -> float32 (3·C·h·w + (T − 1)·2·FLOW_GRID²,): [mean frame, mean |difference|, mean
     difference, flow], the frames downsampled to at most ``max_side`` px on the shorter side (area
     interpolation), the flow (``flow_features``) at the clip's own size."""
-    return torch.cat([_frame_parts(clip, max_side), flow_features(clip)]).numpy()
+    return torch.cat([_frame_parts(clip, max_side), flow_features(clip[None])[0]]).numpy()
 
 
 def _read(data: Dataset, max_side: int) -> tuple[np.ndarray, np.ndarray]:
     """All clips of ``data``, in order: ``frame_features`` rows (N, D) and labels (N,), the flow computed for
     ``CHUNK`` clips at once (one batch of frame pairs, faster than clip by clip)."""
-    rows, labels, shape = [], [], None
-    for start in range(0, len(data), CHUNK):
-        items = [data[i] for i in range(start, min(len(data), start + CHUNK))]
-        clips = [torch.as_tensor(clip) for clip, _ in items]
-        parts = [_frame_parts(clip, max_side) for clip in clips]
-        shape = shape or clips[0].shape
-        for i, clip in enumerate(clips):
-            if clip.shape != shape:
-                raise ValueError(f"{WHO}: item {start + i} differs in size from the first ({tuple(clip.shape)})")
-        flows = ClipFlow(FLOW_GRID)(torch.stack(clips))[:, :-1].flatten(1)  # (chunk, (T − 1)·2·grid²)
-        rows += [torch.cat([p, f]).numpy() for p, f in zip(parts, flows, strict=True)]
-        labels += [int(label) for _, label in items]
-    if not rows:
-        raise ValueError(f"{WHO}: empty dataset")
-    return np.stack(rows), np.asarray(labels, dtype=np.int64)
+
+    def parts(clip: Tensor) -> np.ndarray:
+        return _frame_parts(clip, max_side).numpy()
+
+    return read_rows(data, range(len(data)), parts, WHO, batched=flow_features, chunk=CHUNK)
 
 
 def frame_baselines(train: Dataset, test: Dataset, num_classes: int, *, max_side: int = 32) -> dict[str, dict]:
