@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -210,6 +211,19 @@ def test_compare_runs_every_module_and_skips_finished_runs(tmp_path, capsys):
     std = abs(finals[0] - finals[1]) / 2**0.5
     # fractions in percent (the task says which): accuracy as 12.34 ± 0.56, in the table and per metric
     assert f"| se | {100 * mean:.2f} ± {100 * std:.2f} |" in (tmp_path / "results.md").read_text()
+    # each run's test predictions (its own pass over the test split) agree with its test accuracy, and are paired
+    # sample by sample with the first run's baselines: McNemar's counts in the table are those of the predictions
+    first = json.loads((tmp_path / "none" / "seed0" / "summary.json").read_text())
+    counts = []
+    for s in (0, 1):
+        run = json.loads((tmp_path / "se" / f"seed{s}" / "summary.json").read_text())
+        truth = np.array(run["test_targets"])
+        mine = np.array(run["test_predictions"]) == truth
+        theirs = np.array(first["baselines"]["pixels_logreg"]["test_predictions"]) == truth
+        assert mine.mean() == pytest.approx(run["test_acc"]) and len(truth) == run["splits"]["test"]
+        counts.append((int((mine & ~theirs).sum()), int((~mine & theirs).sum())))
+    line = f"| se | pixels_logreg | {counts[0][0]} / {counts[1][0]} | {counts[0][1]} / {counts[1][1]} | "
+    assert line in (tmp_path / "results.md").read_text()
     stamp = (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns
     assert main(args) == 0
     assert (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns == stamp

@@ -1,4 +1,5 @@
-"""The classification metrics (images and clips) against scikit-learn, and the confusion matrix by hand."""
+"""The classification metrics (images and clips) against scikit-learn, the confusion matrix and McNemar's exact test
+by hand."""
 
 import numpy as np
 import pytest
@@ -47,3 +48,17 @@ def test_training_accuracy_counts_the_batches_as_trained():
     metric.update(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), torch.tensor([0, 0, 0]), torch.tensor(0.0))
     metric.update(torch.tensor([[0.0, 1.0]]), torch.tensor([1]), torch.tensor(0.0))
     assert metric.compute() == ({"acc": 3 / 4}, {})
+
+
+def test_mcnemars_exact_test_by_hand():
+    from attnlab.measure.paired import mcnemar_exact
+
+    # 10 disagreements, 8 going to the first: p = 2 · P(X <= 2 | Binomial(10, 1/2)) = 2 (1 + 10 + 45) / 1024
+    first = [True] * 8 + [False] * 2 + [True] * 5 + [False] * 3
+    second = [False] * 8 + [True] * 2 + [True] * 5 + [False] * 3
+    t = mcnemar_exact(first, second)
+    assert (t["n"], t["first_only"], t["second_only"]) == (18, 8, 2) and t["p"] == pytest.approx(112 / 1024)
+    assert mcnemar_exact(second, first)["p"] == pytest.approx(112 / 1024)  # two-sided: symmetric
+    assert mcnemar_exact([True, False], [True, False])["p"] == 1.0  # no disagreement: no evidence
+    with pytest.raises(ValueError, match="one length"):
+        mcnemar_exact([True], [True, False])

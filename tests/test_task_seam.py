@@ -244,3 +244,10 @@ def test_a_run_another_run_needs_is_made_first_and_said(tmp_path, capsys):
     assert main(["train", "--task", "fake_min", "--needs", str(needed), "--out", str(tmp_path / "again")]) == 0
     assert "training it first" not in capsys.readouterr().out  # made once
     assert (needed / "summary.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("task", ["classify", "segment", "text", "text_mlm", "video"])
+def test_every_tasks_help_prints(task, capsys):
+    with pytest.raises(SystemExit) as stop:  # argparse %-formats each help string: a bare % would break it
+        main(["train", "--task", task, "--help"])
+    assert stop.value.code == 0 and f"{task} options" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import attnlab
 from attnlab.cli import main
@@ -236,9 +237,25 @@ def test_text_run_learns_and_reports_the_baseline(text_run):
     _, out = text_run
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_val_acc"] >= 0.9  # sentiment carried by single characters: easy
-    assert summary["baselines"]["tfidf_logreg"]["test_acc"] >= 0.9
+    assert summary["baselines"]["tuned_linear"]["test_acc"] >= 0.9
+    paired = summary["paired"]["tuned_linear"]
+    assert paired["n"] == summary["splits"]["test"] and 0 <= paired["p"] <= 1
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"val_acc", "val_macro_f1", "train_acc", "texts_per_s"} <= set(record)
+
+
+def test_the_length_texts_are_cut_to_is_measured_on_the_training_texts(text_run, capsys):
+    from attnlab.engine.run_folder import load_run
+    from attnlab.tasks.text.data import measured_length
+
+    assert measured_length([10] * 98 + [300, 301])[0] == 16  # 98 % are 10 tokens long: a multiple of 16
+    assert measured_length([10] * 97 + [300, 301, 302])[0] == 304  # the 98th text is 300 tokens long
+    assert measured_length([1000] * 10)[0] == 512  # never longer than 512 (attention's cost is L²)
+    _, out = text_run
+    run = load_run(out)  # texts of 7 characters: 16, saved with the run and the model built for it
+    assert run.task.meta["max_len"] == 16 and run.task.max_len == 16 and run.model.max_len == 16
+    assert main(["predict", "--checkpoint", str(out), "--text", "好" * 40]) == 0  # longer texts are cut, not refused
+    assert capsys.readouterr().out.startswith("high length ")
 
 
 def test_text_predict_visualize_export(text_run, tmp_path, capsys):
@@ -285,3 +302,27 @@ def test_auto_tokenizer_reads_chinese_by_character_and_english_by_word():
     assert name == "words" and "0 % of the training texts' characters are CJK" in why
     assert choose_tokenizer(["한국어 문장은 띄어쓰기를 한다"])[0] == "words"  # Hangul has spaces between words
     assert TOKENIZERS.get("words")("Don't panic: x2 + y_3!") == ["don", "t", "panic", "x2", "y_3"]
+
+
+def test_balanced_class_weights_weight_each_texts_loss_by_its_class(tmp_path):
+    from attnlab.models.text import margin_loss
+    from attnlab.tasks.text.data import balanced_weights
+    from attnlab.tasks.text.task import Text, TextOptions
+
+    assert balanced_weights([0, 0, 0, 1], 3) == [4 / 6, 2.0, 0.0]  # n / (K n_k), K = 2 classes seen; unseen: 0
+    lengths, target = torch.tensor([[0.8, 0.3], [0.2, 0.7], [0.6, 0.1]]), torch.tensor([0, 1, 0])
+    # by hand: 0.1² + 0.5 · 0.2² = 0.03; 0.2² + 0.5 · 0.1² = 0.045; 0.3² = 0.09
+    assert margin_loss(lengths, target).item() == pytest.approx((0.03 + 0.045 + 0.09) / 3)
+    weighted = margin_loss(lengths, target, weight=torch.tensor([0.5, 2.0]))
+    assert weighted.item() == pytest.approx((0.5 * 0.03 + 2 * 0.045 + 0.5 * 0.09) / 3)  # / the weights' sum
+    rows = ["text,label", "好的,high", "好书,high", "好棒,high", "差,low"]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "val.csv").write_text("text,label\n好,high\n", encoding="utf-8")
+    options = {"data": "textfile", "data_dir": str(tmp_path), "head": "mean"}
+    data = Text(TextOptions(class_weights="balanced", **options)).build_data()
+    assert data.meta["class_weights"] == [4 / 6, 2.0]  # classes sorted: high (3 texts), low (1)
+    task = Text(TextOptions(class_weights="balanced", **options), meta=data.meta)
+    logits = torch.tensor([[1.0, -1.0], [0.5, 0.2], [-0.3, 0.9]])
+    expected = F.cross_entropy(logits, target, weight=torch.tensor([4 / 6, 2.0]))
+    assert task.loss(logits, target).item() == pytest.approx(expected.item())
+    assert "class_weights" not in Text(TextOptions(**options)).build_data().meta  # none: every text alike

@@ -170,9 +170,11 @@ def test_the_benchmark_reads_test_figures_and_the_best_baseline():
         "test_metrics": {"test_acc": 0.91, "test_loss": 0.3},
         "baselines": {"a": {"test_acc": 0.80}, "b": {"test_acc": 0.93}},
         "wall_seconds": 12.0,
+        "paired": {"a": {"p": 0.001}, "b": {"p": 0.2}},
     }
     scores = your_data.read_scores(summary, "classify")
     assert scores["baseline"] == "b" and scores["gap"] == pytest.approx(-2.0) and not scores["problems"]
+    assert scores["p"] == 0.2  # the paired test against the best baseline
     old = your_data.read_scores({"monitor": "val_acc", "baselines": {"a": {"val_acc": 0.8}}}, "classify")
     assert old["model"] is None and old["gap"] is None
     assert any("test_metrics" in p for p in old["problems"]) and any("baseline" in p for p in old["problems"])

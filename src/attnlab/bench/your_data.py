@@ -136,6 +136,7 @@ def read_scores(summary: dict, task: str) -> dict:
         "baseline": best,
         "baseline_value": scores.get(best) if best else None,
         "gap": gap,
+        "p": ((summary.get("paired") or {}).get(best) or {}).get("p"),  # McNemar's, where the task pairs them
         "train_seconds": summary.get("wall_seconds"),
         "problems": problems,
     }
@@ -204,6 +205,8 @@ def _row_line(r: dict) -> str:
     model = f"{_value(r.get('model'), r.get('fraction', True))} {metric}"
     base = "—" if r.get("baseline") is None else f"{_value(r['baseline_value'], r['fraction'])} ({r['baseline']})"
     gap = "—" if r.get("gap") is None else f"{r['gap']:+.1f}"
+    if r.get("gap") is not None and r.get("p") is not None:
+        gap += f" (p {r['p']:.2g})"
     train = f" (train {r['train_seconds']:.0f})" if r.get("train_seconds") is not None else ""
     met = {True: "yes", False: "no", None: "?"}[r.get("met")]
     return f"| {r['task']} | {case} | {model} | {base} | {gap} | {r['wall_seconds']:.0f}{train} | {met} |"
@@ -226,7 +229,7 @@ def to_markdown(rows: list[dict], *, root: Path, runs: Path, quick: bool) -> str
         f"classical baseline on the same held-out split, within {TARGET_SECONDS:.0f} s of wall time.",
         "",
         "| task | case (data set, material, train / val samples) | model (test) | best baseline (test) | gap, points "
-        "| wall s | target met |",
+        "(McNemar's p) | wall s | target met |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     lines += [_row_line(r) for r in rows]

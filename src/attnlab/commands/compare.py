@@ -14,6 +14,7 @@ from pathlib import Path
 from ..engine.checkpoint import atomic_write_text
 from ..engine.compare import aggregate, run_comparison, variants
 from ..engine.config import TrainConfig
+from ..engine.run_folder import RUNS, SUMMARY
 from ..report.compare_table import comparison_markdown
 from ..report.tables import csv_text
 from ..tasks import Task, get_task
@@ -81,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rows = variants(vary)
     for variant in rows:  # unknown names fail now, with suggestions, not after hours of training
-        base.replace(**variant).new_task().check_names()
+        task = base.replace(**variant).new_task(runs=RUNS)
+        if all((need.folder / SUMMARY).is_file() for need in task.prerequisites()):  # else: once fit made them
+            task.check_names()
     out = Path(args.out)
     seeds = list(range(args.seeds))
     results = run_comparison(base, rows, seeds, out, run_options(args, out))

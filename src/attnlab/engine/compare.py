@@ -20,6 +20,7 @@ from ..measure.timing import interleaved_times
 from ..report.tables import rate_key
 from .config import TrainConfig
 from .loop import heldout_name
+from .paired import paired_tests
 from .run_folder import LAST, SUMMARY, load_run
 from .trainer import RunOptions, fit
 
@@ -79,6 +80,19 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def _paired(runs: list[dict], baselines: dict[str, dict]) -> dict[str, dict[str, list]]:
+    """baseline -> each field of ``paired_tests`` as a list over the row's runs (seeds), for the runs that kept
+    their test predictions (runs made before they did are left out)."""
+    out: dict[str, dict[str, list]] = {}
+    for run in runs:
+        if "test_predictions" not in run:
+            continue
+        for name, test in paired_tests(run["test_predictions"], run["test_targets"], baselines).items():
+            for key, value in test.items():
+                out.setdefault(name, {}).setdefault(key, []).append(value)
+    return out
+
+
 def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], *, latency: bool = True) -> list[dict]:
     """One row per variant: the monitored metric on the test split (each run's best-on-validation checkpoint,
     scored once) and its best validation value, mean ± std over seeds, every test metric's mean and std, the
@@ -114,6 +128,7 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
                 rate: statistics.fmean(r[rate] for r in runs),
                 "latency_ms": times.get(name, float("nan")),
                 **metrics,
+                "paired": _paired(runs, results[0][1].get("baselines", {})),
             }
         )
     first = results[0][1]
@@ -123,7 +138,8 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
         row.update({"variant": f"{name} (baseline)", "runs": 0, "monitor": monitor, "metric": metric})
         row.update({"params": 0, "gflops": 0.0, "unit": rows[0]["unit"], "plan": "", "epochs": 0})
         row.update({k: "—" for k in results[0][0]})
-        row.update({"test_mean": scores[metric], "test_std": 0.0})
+        row.update({"test_mean": scores[metric], "test_std": 0.0, "val_mean": scores.get(monitor, float("nan"))})
+        row["paired"] = {}
         row.update({k: v for k, v in scores.items() if k in row})
         row.update({f"{k}_std": 0.0 for k in scores if f"{k}_std" in row})
         rows.append(row)

@@ -105,6 +105,8 @@ class _Runs:
     def config(self, path: str | Path) -> dict:
         path = Path(path)
         file = path / CONFIG if path.is_dir() else path.parent / CONFIG
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no attnlab run folder (nothing there)")
         if not file.is_file():
             raise FileNotFoundError(f"{path}: no attnlab run folder (no {file})")
         return json.loads(file.read_text())

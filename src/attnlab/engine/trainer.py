@@ -31,6 +31,7 @@ from .checkpoint import atomic_write_text, load_checkpoint, model_state, restore
 from .config import Recipe, TrainConfig
 from .distributed import DistContext, setup_distributed
 from .loop import NonFiniteLoss, evaluate, heldout_name, train_one_epoch
+from .paired import paired_tests, paired_words, test_predictions
 from .plan import Plan, plan_recipe
 from .precision import resolve_precision
 from .progress import EpochProgress
@@ -196,7 +197,8 @@ def fit(config: TrainConfig, opts: RunOptions) -> dict | None:
             resume = (need.folder / LAST).is_file()
             if opts.progress and int(os.environ.get("RANK", "0")) == 0:
                 print(f"{need.why}: {'resuming' if resume else 'training'} it first, into {need.folder}", flush=True)
-            fit(TrainConfig.create(need.task, **need.values), replace(opts, out=need.folder, resume=resume))
+            values = {**need.values, **({"val_fraction": config.recipe.val_fraction} if need.same_validation else {})}
+            fit(TrainConfig.create(need.task, **values), replace(opts, out=need.folder, resume=resume))
     ctx = setup_distributed(opts.device)
     try:
         return _fit(config, opts, ctx)
@@ -303,7 +305,7 @@ def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunS
     monitor, rate = task.monitor[0], rate_key(task.unit)
     example = [x.to(device) for x in task.example_input()]
     best = state.best or {}
-    return {
+    summary = {
         **config.to_dict(),  # what was asked (None: planned); the keys below say what was done
         heldout_name(monitor): test.get(heldout_name(monitor)),
         f"best_{monitor}": best.get(monitor),
@@ -323,6 +325,11 @@ def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunS
         "unit": task.unit,
         "task": config.task,
     }
+    if task.classifies:  # sample by sample, for paired tests here and in compare
+        predicted, targets = test_predictions(model, data, task, device, plan.precision)
+        summary.update(test_predictions=predicted, test_targets=targets)
+        summary["paired"] = paired_tests(predicted, targets, summary["baselines"])
+    return summary
 
 
 def _say(ctx: DistContext, opts: RunOptions, lines: list[str]) -> None:
@@ -436,6 +443,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     if not ctx.is_main:
         return None
     summary = _summary(config, plan, task, data, model, state, test, opts, ctx.device)  # rank 0 alone: baselines once
+    _say(ctx, opts, paired_words(summary.get("paired", {}), task.unit))
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     if state.history:
         from ..report.curves import plot_curves  # matplotlib only at the end

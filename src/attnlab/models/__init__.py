@@ -1,6 +1,6 @@
 """Models: ResNets with attention embedded, torchvision-compatible; the model registry."""
 
-from . import text, unet, video  # noqa: F401  (register the text model, the U-Nets, the video model)
+from . import text, text_mlm, unet, video  # noqa: F401  (register the text models, the U-Nets, the video model)
 from .registry import create_model, get_model_builder, list_models, register_model
 from .resnet import BasicBlock, Bottleneck, ResNet, plan_attention, resnet18, resnet34, resnet50, resnet101
 from .unet import UNet

@@ -42,11 +42,22 @@ def squash(s: Tensor, dim: int = -1, eps: float = 1e-8) -> Tensor:
     return s * (n2 / (1 + n2)) / torch.sqrt(n2 + eps)
 
 
-def margin_loss(lengths: Tensor, target: Tensor, m_pos: float = 0.9, m_neg: float = 0.1, lam: float = 0.5) -> Tensor:
-    """Eq. 4, summed over classes, averaged over the batch."""
+def margin_loss(
+    lengths: Tensor,
+    target: Tensor,
+    m_pos: float = 0.9,
+    m_neg: float = 0.1,
+    lam: float = 0.5,
+    weight: Tensor | None = None,
+) -> Tensor:
+    """Eq. 4, summed over classes, averaged over the batch; with ``weight`` (K,), a weighted average by each
+    sample's class weight, as ``F.cross_entropy(weight=…)`` averages."""
     t = F.one_hot(target, lengths.shape[-1]).to(lengths.dtype)
-    loss = t * F.relu(m_pos - lengths).square() + lam * (1 - t) * F.relu(lengths - m_neg).square()
-    return loss.sum(-1).mean()
+    loss = (t * F.relu(m_pos - lengths).square() + lam * (1 - t) * F.relu(lengths - m_neg).square()).sum(-1)
+    if weight is None:
+        return loss.mean()
+    w = weight.to(loss.dtype)[target]
+    return (w * loss).sum() / w.sum()
 
 
 class MaskedMeanHead(nn.Module):

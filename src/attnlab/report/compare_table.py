@@ -21,6 +21,28 @@ def _cell(row: dict, key: str, scale: float) -> str:
     return f"{scale * value:.2f} ± {scale * std:.2f}" if row["runs"] > 1 else f"{scale * value:.2f}"
 
 
+def _paired_lines(rows: list[dict], fields: list[str], unit: str) -> list[str]:
+    """The paired tests of the rows against each baseline (``engine.compare``'s ``paired``), one line a pair, the
+    figures of each seed joined by " / "."""
+    pairs = [(r, name, t) for r in rows for name, t in (r.get("paired") or {}).items()]
+    if not pairs:
+        return []
+    lines = [
+        "",
+        f"Paired tests on the same test {unit} (McNemar's exact test; each seed's run against the baseline fitted "
+        "in the first run; a gain well inside the run-to-run spread needs p well below 0.05 to mean anything):",
+        "",
+        f"| {' | '.join(fields)} | against | network alone right | baseline alone right | p |",
+        "|" + "---|" * (len(fields) + 1) + "---:|---:|---:|",
+    ]
+    for r, name, t in pairs:
+        values = " | ".join(str(r[f]) for f in fields)
+        counts = [" / ".join(str(v) for v in t[k]) for k in ("model_only", "baseline_only")]
+        p = " / ".join(f"{v:.2g}" for v in t["p"])
+        lines.append(f"| {values} | {name} | {counts[0]} | {counts[1]} | {p} |")
+    return lines
+
+
 def comparison_markdown(
     rows: list[dict],
     *,
@@ -60,6 +82,7 @@ def comparison_markdown(
         test = _cell({**r, "test_mean_std": r["test_std"]}, "test_mean", scale)
         val = _number(scale * r["val_mean"])
         lines.append(f"| {values} | {test} | {val} | {cost} |")
+    lines += _paired_lines(rows, fields, unit)
     metrics = [k for k in r0 if k.startswith("test_") and not k.endswith("_std") and k not in ("test_mean",)]
     if metrics:
         lines += [

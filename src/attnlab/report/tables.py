@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 __all__ = ["csv_text", "rate_key"]
 
@@ -15,9 +16,9 @@ def rate_key(unit: str) -> str:
 
 
 def csv_text(rows: list[dict]) -> str:
-    """``rows`` (dicts with the same keys) as CSV with a header line."""
+    """``rows`` (dicts with the same keys) as CSV with a header line; a nested value (dict, list) as its JSON."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()} for r in rows)
     return buf.getvalue()

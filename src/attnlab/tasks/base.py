@@ -163,6 +163,7 @@ class Prerequisite:
     task: str
     values: dict  # recipe fields and options over that task's defaults
     why: str  # one line for the log: why this run is made
+    same_validation: bool = False  # made with the dependent run's --val-fraction: it holds out the same samples
 
 
 class RunSource(Protocol):
@@ -196,6 +197,7 @@ class Task:
     eval_batch_size: ClassVar[int] = 256
     default_vary: ClassVar[dict[str, list[str]]] = {}  # what ``attnlab compare`` varies when not told
     renamed: ClassVar[dict[str, str]] = {}  # old option name -> new: run folders from before a rename still load
+    classifies: ClassVar[bool] = False  # one class per sample: summary.json keeps the test predictions (paired tests)
     cpu_bf16: ClassVar[bool] = False  # whether bf16 autocast speeds its training on a CPU with bf16 (--precision auto)
 
     def __init__(self, options: Any, *, meta: dict | None = None, runs: RunSource | None = None) -> None:
@@ -282,6 +284,11 @@ class Task:
     def metric(self, *, training: bool) -> Metric:
         raise NotImplementedError
 
+    def predicted_classes(self, output: Any) -> Tensor:
+        """(B,) int64: each sample's class from ``forward_eval``'s output (a task that ``classifies``): the highest
+        score."""
+        return output.float().argmax(1)
+
     def sample_size(self) -> tuple[float, str]:
         """What one training sample weighs against the recipe's own samples (``engine.plan``: larger samples are
         seen fewer times, so a run keeps about the default run's time), and why, for the log. 1 by default."""
@@ -309,6 +316,7 @@ class Task:
             data.lengths = [data.lengths[i] for i in kept]
         data.labels = [labels[i] for i in kept]
         data.split = {"train": kept.tolist(), "val": held.tolist()}
+        data.meta["val_fraction"] = fraction  # the carve, for runs that must hold out the same samples
         data.meta.setdefault("notes", []).append(
             f"validation: {len(held)} of the {n} training samples ({fraction:g} of each class, seed {VAL_SEED}); "
             f"training on the other {len(kept)}, testing once at the end on the {len(data.test)} test samples"

@@ -141,9 +141,10 @@ def chosen_and_scored(
     classes: np.ndarray,
     parts: tuple[np.ndarray, np.ndarray],
 ) -> dict:
-    """``{test_acc, test_macro_f1, **chosen}``: the model ``make(**point)`` of the grid point chosen on the carved
-    ``parts`` (``carve``) of ``train`` (rows (N, D), labels (N,)), refitted on all of it and scored on ``test``."""
+    """``{test_acc, test_macro_f1, **chosen, test_predictions}``: the model ``make(**point)`` of the grid point
+    chosen on the carved ``parts`` (``carve``) of ``train`` (rows (N, D), labels (N,)), refitted on all of it and
+    scored on ``test``; its predictions of the test rows, in order, for the engine's paired test."""
     (x, y), (xt, yt) = train, test
     best = _choose(make, grid, x, y, parts)
     pred = make(**best).fit(x, y).predict(xt)
-    return {**_scores(yt, pred, classes), **best}
+    return {**_scores(yt, pred, classes), **best, "test_predictions": pred.tolist()}

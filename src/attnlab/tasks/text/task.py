@@ -3,14 +3,14 @@
 Tokens are characters (any script, nothing to install) or jieba's words; the vocabulary is built on the
 training split only and saved with the run. Heads: capsule (margin loss), mean and cls (cross-entropy): the
 one loss, in training and in evaluation. Metrics: accuracy and macro-F1 (from a confusion matrix of sums). The
-classical baseline, TF-IDF of character 1-3-grams + logistic regression (scikit-learn), is fitted on the same
-training split and scored on the same test split, in the same run.
+classical baseline, linear models on TF-IDF n-grams tuned on the same validation split (``baseline``), is fitted
+on the same training texts and scored on the same test split, in the same run, with a paired test against it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +21,32 @@ from torch import Tensor, nn
 
 from ...models.registry import create_model, get_model_builder
 from ...models.text import TEXT_HEADS, margin_loss
-from ..base import Metric, Task, TaskCLI, TaskData, check_at_least, option, register_task
-from .baseline import tfidf_logreg
-from .data import TEXT_DATA
+from ..base import (
+    Metric,
+    Prerequisite,
+    Task,
+    TaskCLI,
+    TaskData,
+    check_at_least,
+    none_if_blank,
+    option,
+    register_task,
+)
+from .baseline import tuned_linear
+from .data import TEXT_DATA, balanced_weights
 from .metrics import TextMetrics
 from .predict import format_prediction, predict_texts, read_inputs, score_name
-from .tokens import AUTO, TOKENIZERS
+from .tokens import TOKENIZERS, check_tokenizer
+from .transfer import AUTO_BACKBONE, PRETRAIN_FROM, auto_backbone, load_encoder, read_backbone
 
-__all__ = ["Text", "TextCLI", "TextOptions"]
+__all__ = ["ENCODER_FIELDS", "EncoderOptions", "EncoderTask", "Text", "TextCLI", "TextOptions"]
 
 
 @dataclass
-class TextOptions:
-    model: str = option("text_transformer", "a registered text model (attnlab list models)")
-    head: str = option(
-        "capsule",
-        "capsule (dynamic routing, margin loss), mean (masked mean pooling) or cls (a class token)",
-        choices=TEXT_HEADS,
-    )
+class EncoderOptions:
+    """The options of the text data and encoder, shared by the text task and its pretraining (``text_mlm``): a
+    pretrained run and the runs that start from it read their texts and build their encoder alike."""
+
     data: str = option("reviews_zh", "a text data set: " + ", ".join(TEXT_DATA.names()))
     data_dir: str | None = option(None, "textfile: folder with train.csv and val.csv (or .tsv, .jsonl)")
     text_col: str = option("text", "textfile: the text column")
@@ -47,7 +55,10 @@ class TextOptions:
         "auto",
         "how texts become tokens: auto (char for Chinese, Japanese; else words), " + ", ".join(TOKENIZERS.names()),
     )
-    max_len: int = option(128, "texts are cut to this many tokens")
+    max_len: int | None = option(
+        None,
+        "texts are cut to this many tokens (default: measured, what keeps 98 percent of the training texts whole)",
+    )
     min_count: int = option(2, "tokens seen fewer times in the training split are unknown")
     dim: int = option(96, "width of the encoder (a multiple of --heads)")
     depth: int = option(1, "transformer encoder layers")
@@ -56,17 +67,49 @@ class TextOptions:
     ngram_order: int = option(2, "the longest hashed n-gram: 2 (bigrams), 3 (and trigrams), …")
     dropout: float = option(0.3, "dropout on the embeddings and the encoder's branches")
     token_dropout: float = option(0.15, "training texts: each token becomes unknown with this probability")
-    orphan: bool = option(False, "capsule head: an orphan class that routing can send background words to")
-    capsules: int = option(4, "capsule head: primary capsules per token")
 
     def __post_init__(self) -> None:
-        lows = {"max_len": 1, "min_count": 1, "dim": 4, "depth": 1, "heads": 1, "capsules": 1, "ngram_buckets": 0}
-        check_at_least(self, {**lows, "ngram_order": 2})
+        lows = {"max_len": 1} if self.max_len is not None else {}
+        lows |= {"min_count": 1, "dim": 4, "depth": 1, "heads": 1, "ngram_buckets": 0, "ngram_order": 2}
+        check_at_least(self, lows)
         if self.ngram_buckets == 1:
             raise ValueError("--ngram-buckets: expected 0 (none) or at least 2 buckets, got 1")
         for name, value in (("--dropout", self.dropout), ("--token-dropout", self.token_dropout)):
             if not 0 <= value < 1:
                 raise ValueError(f"{name}: expected a number in [0, 1), got {value}")
+
+
+# what a pretrained encoder and the run that starts from it must share (the encoder's shapes, the same texts read
+# the same way, so that the same vocabulary and length come out)
+ENCODER_FIELDS = tuple(f.name for f in fields(EncoderOptions) if f.name not in ("dropout", "token_dropout"))
+
+
+@dataclass
+class TextOptions(EncoderOptions):
+    model: str = option("text_transformer", "a registered text model (attnlab list models)")
+    head: str = option(
+        "capsule",
+        "capsule (dynamic routing, margin loss), mean (masked mean pooling) or cls (a class token)",
+        choices=TEXT_HEADS,
+    )
+    backbone: str | None = option(
+        AUTO_BACKBONE,
+        "a text_mlm run folder (attnlab train --task text_mlm) whose pretrained encoder the network starts from; "
+        f"auto: the encoder pretrained on these training texts when they number at least {PRETRAIN_FROM:,} (made "
+        "first when missing); none: from scratch",
+    )
+    class_weights: str = option(
+        "none",
+        "none, or balanced: each class's loss weighted by n / (K · n_k) of the training texts (rare labels count more)",
+        choices=("none", "balanced"),
+    )
+    orphan: bool = option(False, "capsule head: an orphan class that routing can send background words to")
+    capsules: int = option(4, "capsule head: primary capsules per token")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_at_least(self, {"capsules": 1})
+        self.backbone = none_if_blank(self.backbone)
 
 
 class TextCLI(TaskCLI):
@@ -86,7 +129,7 @@ class TextCLI(TaskCLI):
         o = self.task.options
         items = read_inputs(args.text, inputs)
         tokenizer = self.task.tokenizer
-        return predict_texts(model, items, self.task.meta, tokenizer=tokenizer, max_len=o.max_len, head=o.head)
+        return predict_texts(model, items, self.task.meta, tokenizer=tokenizer, max_len=self.task.max_len, head=o.head)
 
     def format_prediction(self, row: dict) -> str:
         return format_prediction(row)
@@ -110,8 +153,41 @@ class TextCLI(TaskCLI):
         return [("confusion (rows: true, columns: predicted " + ", ".join(classes) + ")", rows)]
 
 
+class EncoderTask(Task):
+    """What the text task and its pretraining share: the length texts are cut to, the encoder's arguments, the
+    example input and the export's dynamic axes."""
+
+    unit = "texts"
+    options: EncoderOptions
+
+    @property
+    def max_len(self) -> int:
+        """The length texts are cut to: ``--max-len``, else the one measured on the run's training texts."""
+        return self.options.max_len or self.meta["max_len"]
+
+    def encoder_arguments(self) -> dict:
+        """The text encoder's keyword arguments (``models.text.TextTransformer``) from the options and the data."""
+        o = self.options
+        return {
+            "vocab_size": len(self.meta["vocab"]),
+            "dim": o.dim,
+            "depth": o.depth,
+            "heads": o.heads,
+            "max_len": self.max_len,
+            "ngram_buckets": o.ngram_buckets,
+            "ngram_order": o.ngram_order,
+            "dropout": o.dropout,
+        }
+
+    def example_input(self, batch: int = 1) -> tuple[Tensor, ...]:
+        return (torch.full((batch, min(64, self.max_len)), 2, dtype=torch.int64),)
+
+    def export_dynamic(self) -> dict[int, dict[int, str]]:
+        return {0: {0: "batch", 1: "length"}}
+
+
 @register_task
-class Text(Task):
+class Text(EncoderTask):
     """Text classification; the default: 1-layer char transformer + capsule head on reviews_zh."""
 
     name = "text"
@@ -120,7 +196,7 @@ class Text(Task):
     # the default run: 4 epochs of reviews_zh's 14,064 training texts at batch 64 (engine.plan: any other size)
     recipe = {"samples_seen": 56_000, "base_batch": 64, "base_lr": 2e-3, "optimizer": "adamw", "weight_decay": 0.01}
     monitor = ("val_acc", "max")
-    unit = "texts"
+    classifies = True
     description = "text classification: multi-head attention + capsules (default on reviews_zh)"
     default_vary = {"head": ["capsule", "mean", "cls"]}
     renamed = {"bigrams": "ngram_buckets", "ngrams": "ngram_order"}  # runs made before the model's names were taken
@@ -130,13 +206,55 @@ class Text(Task):
         o = self.options
         get_model_builder(o.model)
         TEXT_DATA.get(o.data)
-        if o.tokenizer != AUTO:
-            TOKENIZERS.get(o.tokenizer)
-        if o.tokenizer == "jieba":
-            TOKENIZERS.get("jieba")("检查")  # a missing jieba is refused now, not after reading the data
+        check_tokenizer(o.tokenizer)
+        if o.backbone not in (None, AUTO_BACKBONE):  # auto: made first when missing
+            read_backbone(o.backbone, self.runs, o, ENCODER_FIELDS)
 
     def build_data(self, *, download: bool = False) -> TaskData:
-        return TEXT_DATA.build(self.options.data, self.options, download=download)
+        data = TEXT_DATA.build(self.options.data, self.options, download=download)
+        if self.options.class_weights == "balanced":  # of the training file's texts (a carved validation included)
+            weights = balanced_weights(data.labels, len(data.meta["classes"]))
+            data.meta["class_weights"] = weights
+            data.meta["notes"].append("class weights (balanced): " + ", ".join(f"{w:.3g}" for w in weights))
+        return data
+
+    @property
+    def backbone(self) -> Path | None:
+        """The pretrained run ``--backbone`` names (``auto``: the one for this encoder and texts where they are many
+        enough, ``training_texts``), or None."""
+        b = self.options.backbone
+        if b is None or b != AUTO_BACKBONE:
+            return None if b is None else Path(b)
+        return auto_backbone(self.options, ENCODER_FIELDS) if self.training_texts() >= PRETRAIN_FROM else None
+
+    def training_texts(self) -> int:
+        """How many texts the training file holds (a carved validation included): from the data meta, else (before
+        the run reads its data: the engine's prerequisites) read once."""
+        count = (self.saved_meta or {}).get("training_texts")
+        if count is None:
+            count = len(TEXT_DATA.build(self.options.data, self.options).source.train_texts)
+        return count
+
+    def prerequisites(self) -> list[Prerequisite]:
+        """``--backbone auto`` with enough training texts: the pretrained run for this encoder and these texts, made
+        first when it is missing."""
+        if self.options.backbone != AUTO_BACKBONE or self.backbone is None:
+            return []
+        values = {f: getattr(self.options, f) for f in ENCODER_FIELDS}
+        why = "--backbone auto: the encoder pretrained on these training texts (attnlab train --task text_mlm)"
+        return [Prerequisite(self.backbone, "text_mlm", values, why, same_validation=True)]
+
+    def initialize(self, model: nn.Module) -> list[str]:
+        """The pretrained encoder of ``--backbone``, where one is given."""
+        if self.backbone is None:
+            if self.options.backbone != AUTO_BACKBONE:
+                return []
+            n = self.training_texts()
+            return [
+                f"--backbone auto: {n:,} training texts, fewer than {PRETRAIN_FROM:,}: the encoder starts from scratch "
+                "(pretraining on so few measured no gain; --backbone RUN uses one anyway)"
+            ]
+        return load_encoder(model, self.backbone, self.runs, self.meta)
 
     @property
     def tokenizer(self) -> str:
@@ -145,46 +263,39 @@ class Text(Task):
         return self.meta.get("tokenizer", self.options.tokenizer)
 
     def build_model(self) -> nn.Module:
-        o, meta = self.options, self.meta
-        return create_model(
-            o.model,
-            vocab_size=len(meta["vocab"]),
-            num_classes=len(meta["classes"]),
-            dim=o.dim,
-            depth=o.depth,
-            heads=o.heads,
-            max_len=o.max_len,
-            head=o.head,
-            ngram_buckets=o.ngram_buckets,
-            ngram_order=o.ngram_order,
-            dropout=o.dropout,
-            orphan=o.orphan,
-            capsules=o.capsules,
-        )
-
-    def example_input(self, batch: int = 1) -> tuple[Tensor, ...]:
-        return (torch.full((batch, min(64, self.options.max_len)), 2, dtype=torch.int64),)
+        o = self.options
+        head = {"head": o.head, "orphan": o.orphan, "capsules": o.capsules}
+        return create_model(o.model, num_classes=len(self.meta["classes"]), **self.encoder_arguments(), **head)
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        """The capsule head's margin loss (its scores are capsule lengths), else cross-entropy on logits."""
-        return margin_loss(output, target) if self.options.head == "capsule" else F.cross_entropy(output, target)
+        """The capsule head's margin loss (its scores are capsule lengths), else cross-entropy on logits; each
+        weighted by class with ``--class-weights balanced``."""
+        weights = self.meta.get("class_weights")
+        weight = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=output.device)
+        if self.options.head == "capsule":
+            return margin_loss(output, target, weight=weight)
+        return F.cross_entropy(output.float(), target, weight=weight)
 
     def metric(self, *, training: bool) -> Metric:
         return TextMetrics(len(self.meta["classes"]), training=training)
 
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
-        """TF-IDF + logistic regression, fitted on the texts the network trains on (not its validation texts)."""
+        """The tuned linear baseline (``baseline.tuned_linear``): fitted on the texts the network trains on, chosen
+        on the network's validation texts, scored once on test."""
         texts = data.source
         if texts is None:
             return {}
-        if data.split is not None:
-            keep = data.split["train"]
+        val = (texts.val_texts, texts.val_labels)
+        if data.split is not None:  # the training texts cut (--train-limit) or carved (validation from them)
+            keep, held = data.split["train"], data.split["val"]
+            if texts.val_texts is None:
+                val = ([texts.train_texts[i] for i in held], [texts.train_labels[i] for i in held])
             texts = replace(
                 texts,
                 train_texts=[texts.train_texts[i] for i in keep],
                 train_labels=[texts.train_labels[i] for i in keep],
             )
-        return {"tfidf_logreg": tfidf_logreg(texts)}
+        return {"tuned_linear": tuned_linear(texts, val, spaced=self.tokenizer == "words")}
 
     def title(self) -> str:
         o = self.options
@@ -192,6 +303,3 @@ class Text(Task):
 
     def default_out(self) -> Path:
         return Path("runs") / f"text-{self.options.head}-{self.options.data}"
-
-    def export_dynamic(self) -> dict[int, dict[int, str]]:
-        return {0: {0: "batch", 1: "length"}}

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from ..._names import Registry
 from ...models.text import PAD
 
-__all__ = ["PAD", "UNK", "TOKENIZERS", "Vocabulary", "TokenizedTexts", "collate_padded", "encode"]
+__all__ = ["PAD", "UNK", "TOKENIZERS", "check_tokenizer", "Vocabulary", "TokenizedTexts", "collate_padded", "encode"]
 
 UNK = 1  # the unknown token's id in every vocabulary (after PAD = 0)
 
@@ -52,6 +52,14 @@ def choose_tokenizer(texts: list[str], sample: int = 2000) -> tuple[str, str]:
     share = sum(map(_cjk, chars)) / max(1, len(chars))
     name = "char" if share >= SPACELESS else "words"
     return name, f"{100 * share:.0f} % of the training texts' characters are CJK (char from {100 * SPACELESS:.0f} %)"
+
+
+def check_tokenizer(name: str) -> None:
+    """Refuse an unknown ``--tokenizer`` now, with suggestions, and a missing jieba before the data are read."""
+    if name != AUTO:
+        TOKENIZERS.get(name)
+    if name == "jieba":
+        TOKENIZERS.get("jieba")("检查")
 
 
 @TOKENIZERS.register("jieba")

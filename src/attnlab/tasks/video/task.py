@@ -151,6 +151,7 @@ class Video(Task):
     recipe = {"samples_seen": 10_800, "base_batch": 32, "base_lr": 2e-3, "optimizer": "adamw", "weight_decay": 0.01}
     monitor = ("val_acc", "max")
     unit = "clips"
+    classifies = True
     description = "video classification: an image backbone transferred, attention over frames (moving_digits)"
     eval_batch_size = 64
     cpu_bf16 = True  # convolutions: bf16 autocast is 1.2-1.7× faster on CPUs with bf16 (engine.precision)
