@@ -82,8 +82,16 @@ def _video_from_scratch() -> tuple[TrainConfig, str]:
     return config, note
 
 
+def _text_from_scratch() -> tuple[TrainConfig, str]:
+    note = (
+        "Profiled with --backbone none: the default run's encoder from scratch (the same computation as from the "
+        "encoder pretrained first; no pretraining run needed)"
+    )
+    return TrainConfig.create("text", backbone="none"), note
+
+
 # the configs that differ from TrainConfig.create(task): task -> () -> (config, why)
-DEFAULT_CONFIGS = {"video": _video_from_scratch}
+DEFAULT_CONFIGS = {"text": _text_from_scratch, "video": _video_from_scratch}
 
 
 def default_config(name: str) -> tuple[TrainConfig, str]:

@@ -29,6 +29,11 @@ AUTO_BACKBONE = "auto"  # --backbone auto: the pretrained run of this encoder an
 PRETRAIN_FROM = 5_000
 
 
+def _need_runs(runs: RunSource | None, path: str | Path) -> None:
+    if runs is None:
+        raise ValueError(f"--backbone {path}: this text task reads no other runs (it was built without runs=)")
+
+
 def _same(field: str, mine: Any, theirs: Any) -> bool:
     if field == "data_dir" and mine is not None and theirs is not None:
         return Path(mine).resolve() == Path(theirs).resolve()
@@ -48,8 +53,7 @@ def auto_backbone(options: Any, fields: tuple[str, ...]) -> Path:
 def read_backbone(path: str | Path, runs: RunSource | None, options: Any, fields: tuple[str, ...]) -> dict:
     """The ``--backbone`` run's config, read through the engine's ``runs``; clear errors when it is missing, no
     text_mlm run, or pretrained with other texts or another encoder."""
-    if runs is None:
-        raise ValueError(f"--backbone {path}: this text task reads no other runs (it was built without runs=)")
+    _need_runs(runs, path)
     try:
         config = dict(runs.config(path))
     except FileNotFoundError as e:
@@ -70,8 +74,9 @@ def read_backbone(path: str | Path, runs: RunSource | None, options: Any, fields
     return config
 
 
-def load_encoder(model: nn.Module, path: str | Path, runs: RunSource, meta: dict) -> list[str]:
+def load_encoder(model: nn.Module, path: str | Path, runs: RunSource | None, meta: dict) -> list[str]:
     """The pretrained encoder's tensors into ``model`` (a ``TextTransformer``); the lines the run prints."""
+    _need_runs(runs, path)
     theirs = runs.meta(path)
     if theirs.get("vocab") != meta["vocab"] or theirs.get("max_len") != meta["max_len"]:
         raise ValueError(
