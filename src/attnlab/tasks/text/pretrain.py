@@ -29,7 +29,7 @@ from ...models.registry import create_model
 from ...models.text_mlm import IGNORE
 from ..base import Metric, TaskData, option, register_task
 from .data import TEXT_DATA
-from .task import ENCODER_FIELDS, EncoderOptions, EncoderTask
+from .task import EncoderOptions, EncoderTask
 from .tokens import PAD, UNK, check_tokenizer
 
 __all__ = ["MLMOptions", "MaskedTexts", "TextMLM", "collate_masked", "hide_tokens"]
@@ -134,7 +134,6 @@ class TextMLM(EncoderTask):
         if data.val is not None:  # the data's own validation file
             data.val = MaskedTexts(data.val.ids, o.mask, vocab, fixed=True)
         data.collate_fn = collate_masked
-        data.meta["encoder"] = {f: getattr(o, f) for f in ENCODER_FIELDS}
         return data
 
     def build_model(self) -> nn.Module:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -223,13 +224,14 @@ class Text(EncoderTask):
         """The pretrained run ``--backbone`` names (``auto``: the one for this encoder and texts where they are many
         enough, ``training_texts``), or None."""
         b = self.options.backbone
-        if b is None or b != AUTO_BACKBONE:
+        if b != AUTO_BACKBONE:
             return None if b is None else Path(b)
-        return auto_backbone(self.options, ENCODER_FIELDS) if self.training_texts() >= PRETRAIN_FROM else None
+        return auto_backbone(self.options, ENCODER_FIELDS) if self.training_texts >= PRETRAIN_FROM else None
 
+    @cached_property
     def training_texts(self) -> int:
         """How many texts the training file holds (a carved validation included): from the data meta, else (before
-        the run reads its data: the engine's prerequisites) read once."""
+        the run reads its data: the engine's prerequisites) read, once per task."""
         count = (self.saved_meta or {}).get("training_texts")
         if count is None:
             count = len(TEXT_DATA.build(self.options.data, self.options).source.train_texts)
@@ -249,7 +251,7 @@ class Text(EncoderTask):
         if self.backbone is None:
             if self.options.backbone != AUTO_BACKBONE:
                 return []
-            n = self.training_texts()
+            n = self.training_texts
             return [
                 f"--backbone auto: {n:,} training texts, fewer than {PRETRAIN_FROM:,}: the encoder starts from scratch "
                 "(pretraining on so few measured no gain; --backbone RUN uses one anyway)"
