@@ -74,6 +74,6 @@ def test_torchrun_train_end_to_end(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert summary["epochs"] == len(lines) == 1 and summary["best_val_acc"] == lines[0]["val_acc"]
-    assert not list(out.glob("*.tmp")) and (out / "best.safetensors").is_file()  # rank 0 alone wrote it, whole
+    assert not list(out.glob("*.tmp*")) and (out / "best.safetensors").is_file()  # rank 0 alone wrote it, whole
     best = json.loads((out / "best.json").read_text())
     assert sum(map(sum, best["eval"]["confusion"])) == 1000  # every test image counted once over the two ranks

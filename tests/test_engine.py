@@ -87,7 +87,7 @@ def test_resume_after_kill_9_matches_uninterrupted(base_run, tmp_path):
     killed = json.loads((out / "last.json").read_text())
     assert killed["epoch"] < 3, "the run finished before it was killed"
     train(out, "--resume")  # a temporary file of a write the kill cut short is never read, and removed
-    assert not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*.tmp*"))
     # wall time counts the killed process's finished epochs too
     assert json.loads((out / "summary.json").read_text())["wall_seconds"] > killed["wall_seconds"] > 0
     a, b = weights(base_run / "last.safetensors"), weights(out / "last.safetensors")
@@ -224,6 +224,22 @@ def test_compare_runs_every_module_and_skips_finished_runs(tmp_path, capsys):
         counts.append((int((mine & ~theirs).sum()), int((~mine & theirs).sum())))
     line = f"| se | pixels_logreg | {counts[0][0]} / {counts[1][0]} | {counts[0][1]} / {counts[1][1]} | "
     assert line in (tmp_path / "results.md").read_text()
+    # se against none (the reference where attention is varied), seed by seed: the t-interval of the differences
+    from scipy.stats import t
+
+    plain = [json.loads((tmp_path / "none" / f"seed{s}" / "summary.json").read_text())["test_acc"] for s in (0, 1)]
+    d = np.array(finals) - np.array(plain)
+    half = t.ppf(0.975, 1) * d.std(ddof=1) / np.sqrt(2)
+    import csv
+
+    se = next(r for r in csv.DictReader((tmp_path / "results.csv").open()) if r["variant"] == "se")
+    assert float(se["diff"]) == pytest.approx(d.mean()) and float(se["diff_low"]) == pytest.approx(d.mean() - half)
+    expected = "better" if d.mean() - half > 0 else "worse" if d.mean() + half < 0 else "no difference"
+    assert se["verdict"] == expected and se["reference"] == "none"
+    table = (tmp_path / "results.md").read_text()
+    assert (
+        "Δ vs none (95 % CI)" in table and f"[{100 * (d.mean() - half):+.2f}, {100 * (d.mean() + half):+.2f}]" in table
+    )
     stamp = (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns
     assert main(args) == 0
     assert (tmp_path / "se" / "seed1" / "summary.json").stat().st_mtime_ns == stamp
@@ -244,3 +260,28 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_says_how_to_resume(tmp_path):
     assert proc.returncode == 2, err
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     load_checkpoint(out / "last.safetensors")  # whole and readable
+
+
+def test_classify_placement_and_stages_put_the_attention_where_they_say(tmp_path):
+    from attnlab.tasks.classify.task import Classify, ClassifyOptions
+
+    def keys(**options):
+        task = Classify(ClassifyOptions(**options), meta={"classes": list("ab"), "stem": "cifar", "in_chans": 1})
+        return {
+            k.rsplit(".attn", 1)[0] for k in task.build_model().state_dict() if ".attn." in k or k.startswith("attn")
+        }
+
+    assert keys() == {f"layer{s}.{b}" for s in (1, 2, 3, 4) for b in (0, 1)}  # cbam's paper place: every block
+    assert keys(stages="34") == {f"layer{s}.{b}" for s in (3, 4) for b in (0, 1)}
+    assert {k.split(".")[1] for k in keys(placement="stage", stages="43")} == {"layer3", "layer4"}
+    assert ClassifyOptions(stages="43").stages == "34"
+    with pytest.raises(ValueError, match=r"--stages: expected distinct digits of 1-4 .* got '15'"):
+        ClassifyOptions(stages="15")
+    with pytest.raises(ValueError, match="--placement, --stages: place an attention"):
+        ClassifyOptions(attention="none", placement="block")
+    args = ["compare", "--attention", "se", "--vary", "stages=4,34", "--seeds", "1", "--epochs", "1"]
+    assert main([*args, "--batch-size", "64", "--train-limit", "64", "--out", str(tmp_path)]) == 0
+    rows = [r.split(",") for r in (tmp_path / "results.csv").read_text().splitlines()]
+    assert rows[0][:2] == ["variant", "stages"] and [r[1] for r in rows[1:3]] == ["4", "34"]
+    summary = json.loads((tmp_path / "34" / "seed0" / "summary.json").read_text())
+    assert summary["stages"] == "34" and summary["attention"] == "se"

@@ -62,3 +62,27 @@ def test_mcnemars_exact_test_by_hand():
     assert mcnemar_exact([True, False], [True, False])["p"] == 1.0  # no disagreement: no evidence
     with pytest.raises(ValueError, match="one length"):
         mcnemar_exact([True], [True, False])
+
+
+def test_seed_pairs_intervals_and_verdicts():
+    from scipy.stats import t
+
+    from attnlab.measure.seed_pairs import bootstrap_interval, seeds_for, t_interval, verdict
+
+    d = [0.012, 0.004, 0.009, -0.001]
+    mean, low, high = t_interval(d)
+    sd = np.std(d, ddof=1)
+    assert mean == pytest.approx(0.006) and high - mean == pytest.approx(t.ppf(0.975, 3) * sd / 2)
+    assert verdict(low, high) == "no difference" and verdict(0.001, 0.02) == "better"
+    assert verdict(0.001, 0.02, higher_is_better=False) == "worse"  # a loss that rose
+    with pytest.raises(ValueError, match="at least 2 paired differences"):
+        t_interval([0.1])
+    first = np.array([True] * 90 + [False] * 10)
+    diff, low, high = bootstrap_interval(first, first)
+    assert (diff, low, high) == (0.0, 0.0, 0.0)  # the same predictions: no difference, and no spread
+    second = first.copy()
+    second[:30] = False  # the second misses 30 more of 100
+    diff, low, high = bootstrap_interval(first, second)
+    assert diff == pytest.approx(0.30) and low > 0.2 and high < 0.4 and verdict(low, high) == "better"
+    # a difference of one standard deviation of the paired differences needs 7 seed pairs; of half a one, 18
+    assert seeds_for(1.0, 1.0) == 7 and seeds_for(0.5, 1.0) == 18

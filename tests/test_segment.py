@@ -252,6 +252,15 @@ def test_segment_run_folder_and_baseline(seg_run):
     otsu = summary["baselines"]["otsu"]
     assert otsu["test_dice"] > 0.9  # bright disks on a dark background: Otsu's easy case
     assert set(otsu) == {k for k in summary["test_metrics"] if k != "test_loss"}
+    fitted = summary["fitted"]  # the cutoffs chosen on the validation strips, saved with the best checkpoint
+    assert set(fitted["cutoffs"]) == {"threshold", "min_size", "split_h"} and fitted["tried"] > 60
+    assert fitted["val_f1_fitted"] >= fitted["val_f1_default"] and set(fitted["baseline_cutoffs"]) == {
+        "min_size",
+        "split_h",
+    }
+    from attnlab.engine.run_folder import load_run
+
+    assert load_run(out).task.cutoffs.to_dict() == fitted["cutoffs"]  # what eval and predict use
     # attnlab eval of the best checkpoint gives the run's test figures again, the clean condition's in its details
     assert main(["eval", "--checkpoint", str(out)]) == 0
     result = json.loads((out / "eval.json").read_text())
@@ -267,15 +276,95 @@ def test_segment_predict_writes_masks_of_the_images_size(seg_run, tmp_path, caps
     image = root / "data" / "val" / "images" / "img0.tif"
     odd = tmp_path / "odd.png"
     Image.fromarray(np.full((37, 53), 40, np.uint8)).save(odd)
-    args = ["predict", "--checkpoint", str(out), str(image), str(odd), "--mask-dir", str(tmp_path / "m"), "--instances"]
+    args = ["predict", "--checkpoint", str(out), str(image), str(odd), "--out", str(tmp_path / "m")]
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and "objects" in lines[0]
+    assert len(lines) == 3 and "objects" in lines[-2] and "measured in" in lines[0]
     mask = np.asarray(Image.open(tmp_path / "m" / "odd_mask.png"))
     assert mask.shape == (37, 53) and set(np.unique(mask).tolist()) <= {0, 255}
     import tifffile
 
-    assert tifffile.imread(tmp_path / "m" / "img0_instances.tif").shape == (48, 48)
+    assert tifffile.imread(tmp_path / "m" / "img0_labels.tif").shape == (48, 48)
+    assert {p.name for p in (tmp_path / "m").iterdir()} >= {"img0_rois.zip", "img0_objects.csv", "odd_objects.csv"}
+
+
+def test_segment_predict_on_a_stack_writes_every_format(seg_run, tmp_path, capsys):
+    import tifffile
+
+    root, out = seg_run
+    image = tifffile.imread(root / "data" / "val" / "images" / "img0.tif")
+    stack = np.stack([np.roll(image, 2 * k, axis=1) for k in range(3)])  # a nucleus drifting right
+    path = tmp_path / "drift.tif"
+    tifffile.imwrite(path, stack, imagej=True, resolution=(4.0, 4.0), metadata={"axes": "TYX", "unit": "um"})
+    args = ["predict", "--checkpoint", str(out), str(path), "--out", str(tmp_path / "o"), "--format"]
+    assert main([*args, "labels,rois,geojson,csv,outlines,mask"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "in 3 planes" in line and "0.25 µm/px" in line
+    with tifffile.TiffFile(tmp_path / "o" / "drift_labels.tif") as tif:
+        assert tif.series[0].axes == "TYX" and tif.series[0].shape == (3, 48, 48)
+        labels = tif.asarray()
+    import roifile
+
+    rois = roifile.roiread(tmp_path / "o" / "drift_rois.zip") if labels.any() else []
+    assert len(rois) == sum(len(np.unique(p[p > 0])) for p in labels)
+    assert all(r.t_position == r.position for r in rois)
+    assert len(json.loads((tmp_path / "o" / "drift.geojson").read_text())["features"]) == len(rois)
+    assert len(list((tmp_path / "o").glob("drift_outlines_t*.png"))) == 3
+    assert tifffile.imread(tmp_path / "o" / "drift_mask.tif").shape == (3, 48, 48)
+    assert main([*args, "rois", "--channel", "1"]) == 2  # one channel only: a clear error, nothing written
+    assert "--channel: " in capsys.readouterr().err
+    assert main(["predict", "--checkpoint", str(out), str(path), "--out", str(tmp_path / "p.csv")]) == 2
+    assert "--out: a segmentation run writes its files into a folder" in capsys.readouterr().err
+
+
+class Threshold(torch.nn.Module):
+    """A stand-in U-Net whose foreground is the bright half of its (normalized) input: objects known exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(8.0))
+
+    def forward(self, x):
+        return self.scale * (x - 0.5)
+
+
+def test_segment_predict_streams_a_slide_to_the_same_objects(seg_run, tmp_path, capsys):
+    """``--stream`` (what a slide over 4096² px gets) finds the objects the whole-image path finds, block by
+    block, and writes the same files but the whole-slide images."""
+    import argparse
+
+    import roifile
+    import tifffile
+
+    from attnlab.engine.run_folder import load_run
+
+    root, out = seg_run
+    tile = np.asarray(tifffile.imread(root / "data" / "val" / "images" / "img0.tif"))
+    slide = np.tile(tile, (3, 4))  # 144 × 192: blocks of 72 (3 steps of the run's 32-px tiles)
+    path = tmp_path / "slide.tif"
+    tifffile.imwrite(path, slide, resolution=(1e4 / 0.5, 1e4 / 0.5), resolutionunit="CENTIMETER")
+    cli, model = load_run(out).cli, Threshold()
+    formats = "labels,rois,csv,geojson,outlines"
+    options = {"axes": None, "channel": None, "pixel_size": None, "stitch_threshold": 0.25, "format": formats}
+    for name, stream in (("whole", False), ("stream", True)):
+        args = argparse.Namespace(**options, out=str(tmp_path / name), stream=stream, block=64, context=40)
+        (row,) = cli.predict(model, [str(path)], args)
+        assert row["objects"] > 20 and row["pixel_size_um"] == pytest.approx(0.5)
+    assert "a whole slide: outlines not written" in capsys.readouterr().out
+    whole = tifffile.imread(tmp_path / "whole" / "slide_labels.tif").astype(np.int64)
+    streamed = tifffile.imread(tmp_path / "stream" / "slide_labels.tif").astype(np.int64)
+    pairs = np.unique(np.stack([whole.ravel(), streamed.ravel()]), axis=1)  # the same partition, other numbers
+    assert len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1] == whole.max() + 1
+    assert len(roifile.roiread(tmp_path / "stream" / "slide_rois.zip")) == streamed.max()
+    rows = (tmp_path / "stream" / "slide_objects.csv").read_text().splitlines()
+    assert len(rows) - 1 == streamed.max() and "area_um2" in rows[0]
+    whole_rows = (tmp_path / "whole" / "slide_objects.csv").read_text().splitlines()
+    area = rows[0].split(",").index("area_px")
+    assert sorted(float(r.split(",")[area]) for r in rows[1:]) == sorted(
+        float(r.split(",")[area]) for r in whole_rows[1:]
+    )
+    features = json.loads((tmp_path / "stream" / "slide.geojson").read_text())["features"]
+    assert len(features) == streamed.max()
 
 
 def test_segment_visualize_and_export(seg_run, tmp_path, monkeypatch):
@@ -437,7 +526,7 @@ def test_several_classes_train_with_their_own_dice_and_the_multi_otsu_baseline(t
 
     assert load_run(out).model(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)  # background + 2 classes
     image = root / "data" / "val" / "images" / "img0.png"
-    assert main(["predict", "--checkpoint", str(out), str(image), "--mask-dir", str(tmp_path / "m")]) == 0
+    assert main(["predict", "--checkpoint", str(out), str(image), "--out", str(tmp_path / "m")]) == 0
     mask = np.asarray(Image.open(tmp_path / "m" / "img0_mask.png"))
     assert mask.shape == (48, 48) and set(np.unique(mask).tolist()) <= {0, 1, 2}
     assert main(["train", "--task", "segment", "--classes", "0", "--out", str(tmp_path / "r")]) == 2

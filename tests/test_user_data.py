@@ -138,6 +138,11 @@ def test_cell_folder_pairs_16_bit_images_with_aligned_instance_masks(tmp_path):
     data = build_data("segment", built.root, data="segfolder")
     images, labels = data.test[0]
     assert images.shape[-2:] == labels.shape == (128, 128) and int(labels.max()) > 0
+    zoomed = user_data.cell_folder(tmp_path / "zoomed", n=2, size=128, zoom=2)  # the same crops, twice as wide
+    with Image.open(zoomed.root / "val" / "masks" / "cell_000.png") as im:
+        big = np.asarray(im)
+    assert big.shape == (128, 128) and (big[::2, ::2] == big[1::2, 1::2]).all()  # masks enlarged, not resampled
+    assert all(n % 4 == 0 for n in np.bincount(big.ravel())[1:])
 
 
 @pytest.mark.parametrize(

@@ -524,19 +524,25 @@ def _condition(crop: np.ndarray, condition: str, rng) -> np.ndarray:
     return np.clip(np.round(x), 0, 65535).astype(np.uint16)
 
 
-def cell_folder(root: str | Path, n: int = 16, size: int = 256, seed: int = 0) -> BuiltSet:
+def cell_folder(root: str | Path, n: int = 16, size: int = 256, seed: int = 0, zoom: int = 1) -> BuiltSet:
     """``n`` crops (``size``×``size``) of stardist's fluorescence image of nuclei with their instance masks, in the
     segment task's ``segfolder`` layout: ``root/{train,val}/images/cell_XXX.tif`` (16-bit grayscale TIFF) and
     ``root/{train,val}/masks/cell_XXX.png`` (16-bit PNG of instance labels, 0 the background; matched by name).
 
     Half of the crops in each split: training crops from columns 0-255 of the 512×512 image, val crops from
     columns 256-511 (no pixel in both). The crops cycle through ``CELL_CONDITIONS`` (clean, uneven illumination,
-    low contrast)."""
+    low contrast). ``zoom``: crops of ``size / zoom`` pixels enlarged ``zoom`` times (images bilinear, masks
+    nearest), nuclei ``zoom`` times as wide as the default's, as a higher magnification shows them."""
     import tifffile
+    from skimage.transform import rescale
 
     _check_int("size", size, 16, CELL_SPLIT_COLUMN)
     _check_int("seed", seed, 0)
     _check_int("n", n, 2)
+    _check_int("zoom", zoom, 1, 8)
+    if size % zoom:
+        raise ValueError(f"zoom: expected a divisor of size ({size}), got {zoom}")
+    grab = size // zoom  # the crop taken from the image, before it is enlarged
     image = tifffile.imread(package_file(*NUCLEI))
     labels = tifffile.imread(package_file(*NUCLEI_MASK))
     root = _empty_root(root)
@@ -547,12 +553,16 @@ def cell_folder(root: str | Path, n: int = 16, size: int = 256, seed: int = 0) -
         (root / split / "images").mkdir(parents=True)
         (root / split / "masks").mkdir(parents=True)
         for k in range(count):
-            top = int(rng.integers(0, image.shape[0] - size + 1))
-            left = int(rng.integers(columns[0], columns[1] - size + 1))
-            window = (slice(top, top + size), slice(left, left + size))
+            top = int(rng.integers(0, image.shape[0] - grab + 1))
+            left = int(rng.integers(columns[0], columns[1] - grab + 1))
+            window = (slice(top, top + grab), slice(left, left + grab))
             condition = CELL_CONDITIONS[k % len(CELL_CONDITIONS)]
-            tifffile.imwrite(root / split / "images" / f"cell_{k:03d}.tif", _condition(image[window], condition, rng))
-            Image.fromarray(labels[window].astype(np.uint16)).save(root / split / "masks" / f"cell_{k:03d}.png")
+            crop, mask = image[window], labels[window]
+            if zoom > 1:
+                crop = rescale(crop.astype(np.float64), zoom, order=1, preserve_range=True)
+                mask = np.kron(mask, np.ones((zoom, zoom), mask.dtype))
+            tifffile.imwrite(root / split / "images" / f"cell_{k:03d}.tif", _condition(crop, condition, rng))
+            Image.fromarray(mask.astype(np.uint16)).save(root / split / "masks" / f"cell_{k:03d}.png")
         counts[split]["nuclei"] = count
     sources = [_source(*NUCLEI), _source(*NUCLEI_MASK)]
     return BuiltSet(root, "segfolder", ["nuclei"], counts, sources)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..engine.checkpoint import atomic_write_text
-from ..engine.compare import aggregate, run_comparison, variants
+from ..engine.compare import aggregate, reference_variant, run_comparison, variants
 from ..engine.config import TrainConfig
 from ..engine.run_folder import RUNS, SUMMARY
 from ..report.compare_table import comparison_markdown
@@ -38,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     p.add_argument("--seeds", type=int, default=3, help="runs per row, seeds 0..N-1 (default 3)")
     p.add_argument("--out", default="runs/compare", help="folder of the runs and results (default runs/compare)")
     p.add_argument("--no-latency", action="store_true", help="skip the batch-1 latency column")
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="the row the others are paired with, by its name (none, se, …; default: the row without attention "
+        "where attention is varied, else the first)",
+    )
     add_run_arguments(p)
 
 
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     rows = variants(vary)
+    reference_variant(rows, args.reference)  # a misspelled --reference fails now, not after the training
     for variant in rows:  # unknown names fail now, with suggestions, not after hours of training
         task = base.replace(**variant).new_task(runs=RUNS)
         if all((need.folder / SUMMARY).is_file() for need in task.prerequisites()):  # else: once fit made them
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     seeds = list(range(args.seeds))
     results = run_comparison(base, rows, seeds, out, run_options(args, out))
-    table = aggregate(results, out, seeds, latency=not args.no_latency)
+    table = aggregate(results, out, seeds, latency=not args.no_latency, reference=args.reference)
     atomic_write_text(out / "results.csv", csv_text(table))
     task = base.new_task()
     markdown = comparison_markdown(

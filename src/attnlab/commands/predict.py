@@ -1,6 +1,6 @@
 """``attnlab predict``: a trained run on the user's own files; one line per input, or a CSV with ``--out``.
 
-The run's task adds its own flags (``--top`` for images and videos, ``--text`` for texts, ``--mask-dir`` …):
+The run's task adds its own flags (``--top`` for images and videos, ``--text`` for texts, ``--format`` …):
 ``attnlab predict --checkpoint RUN --help`` lists them.
 """
 
@@ -21,11 +21,16 @@ from .options import run_task
 def add_arguments(p: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     p.add_argument("--checkpoint", required=True, help="run folder (its best.safetensors) or a .safetensors file")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="files to predict (images, masks' images, videos, texts)")
-    p.add_argument("--out", default=None, help="write the predictions to this CSV file instead of printing them")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="write the predictions to this CSV file instead of printing them (a segmentation run: the folder its "
+        "files go to, default segmented/)",
+    )
     p.add_argument("--device", default="cpu")
     task = run_task(argv)
     if task is None:
-        p.epilog = "With --checkpoint RUN, --help also lists the flags of RUN's task (--top, --text, --mask-dir, …)."
+        p.epilog = "With --checkpoint RUN, --help also lists the flags of RUN's task (--top, --text, --format, …)."
         return
     p.set_defaults(_task_name=task.name)
     task.CLI.add_predict_arguments(p.add_argument_group(f"{task.name} runs"))
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"attnlab predict: error: {r['error']}", file=sys.stderr)
     good = [r for r in rows if "error" not in r]
-    if args.out:
+    if args.out and not cli.out_folder:
         flat = [cli.prediction_fields(r) for r in good]
         if flat:
             out = Path(args.out)

@@ -10,8 +10,6 @@ unpickles: safetensors holds tensors only and the rest is JSON.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
+
+from .._files import atomic_write, atomic_write_text
 
 __all__ = [
     "atomic_write_text",
@@ -34,24 +34,6 @@ FORMAT = "attnlab-checkpoint-1"
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, truncated, corrupted or from another model."""
-
-
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _split_optimizer(state: dict) -> tuple[dict[str, Tensor], dict]:
@@ -92,7 +74,7 @@ def save_checkpoint(
         tensors["rng.torch"] = rng.pop("torch")
         doc["rng"] = rng
     text = json.dumps(doc, indent=1, default=float)
-    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata={"attnlab": text}))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"attnlab": text}))
     atomic_write_text(path.with_suffix(".json"), text + "\n")
     return path
 

@@ -14,17 +14,24 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from ..measure.seed_pairs import bootstrap_interval, t_interval, verdict
 from ..measure.timing import interleaved_times
 from ..report.tables import rate_key
+from ..tasks import get_task
 from .config import TrainConfig
 from .loop import heldout_name
 from .paired import paired_tests
 from .run_folder import LAST, SUMMARY, load_run
 from .trainer import RunOptions, fit
 
-__all__ = ["Variant", "variants", "run_comparison", "aggregate"]
+__all__ = ["Variant", "variants", "run_comparison", "aggregate", "reference_variant"]
+
+# a row against the reference: what a row that is not paired (the reference itself, a baseline) shows
+_NOT_PAIRED = {"reference": "", "diff": float("nan"), "diff_low": float("nan"), "diff_high": float("nan")}
+_NOT_PAIRED |= {"verdict": "", "interval": ""}
 
 Variant = dict  # field -> value, one row of the comparison
 
@@ -93,14 +100,58 @@ def _paired(runs: list[dict], baselines: dict[str, dict]) -> dict[str, dict[str,
     return out
 
 
-def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], *, latency: bool = True) -> list[dict]:
+def reference_variant(rows: list[Variant], reference: str | None) -> Variant:
+    """The row the others are paired with: the one labelled ``reference`` (``label``'s names: "none", "se",
+    "4-cbam" …), else the one without attention where attention is varied, else the first."""
+    labels = [label(v) for v in rows]
+    if reference is not None:
+        if reference not in labels:
+            raise ValueError(f"--reference: expected one of the compared rows {labels}, got {reference!r}")
+        return rows[labels.index(reference)]
+    plain = [v for v in rows if "attention" in v and v["attention"] is None]
+    return plain[0] if plain else rows[0]
+
+
+def _versus(runs: list[dict], reference: list[dict], metric: str, higher_is_better: bool) -> dict:
+    """A row's runs against the reference's, seed by seed (``measure.seed_pairs``): the mean difference of
+    ``metric``, its 95 % interval and the verdict; {} when no seed pairs up."""
+    by_seed = {r["seed"]: r for r in reference}
+    pairs = [(r, by_seed[r["seed"]]) for r in runs if r["seed"] in by_seed]
+    if not pairs:
+        return {}
+    if len(pairs) >= 2:
+        diff, low, high = t_interval([a["test_metrics"][metric] - b["test_metrics"][metric] for a, b in pairs])
+        how = f"t-interval over {len(pairs)} seed pairs"
+    elif all("test_predictions" in r for r in pairs[0]):
+        a, b = pairs[0]
+        right = [np.asarray(r["test_predictions"]) == np.asarray(r["test_targets"]) for r in (a, b)]
+        diff, low, high = bootstrap_interval(*right)
+        how = "paired bootstrap of the test samples (one seed)"
+    else:
+        a, b = pairs[0]
+        return {"diff": a["test_metrics"][metric] - b["test_metrics"][metric], "verdict": "one seed: no interval"}
+    judged = verdict(low, high, higher_is_better=higher_is_better)
+    return {"diff": diff, "diff_low": low, "diff_high": high, "verdict": judged, "interval": how}
+
+
+def aggregate(
+    results: list[tuple[Variant, dict]],
+    out: Path,
+    seeds: list[int],
+    *,
+    latency: bool = True,
+    reference: str | None = None,
+) -> list[dict]:
     """One row per variant: the monitored metric on the test split (each run's best-on-validation checkpoint,
     scored once) and its best validation value, mean ± std over seeds, every test metric's mean and std, the
-    recipe each run planned, and cost; then one row per classical baseline the task measured (same test split)."""
+    recipe each run planned, and cost, and its paired difference from the reference row (``reference_variant``)
+    with a verdict; then one row per classical baseline the task measured (same test split)."""
     by_label: dict[str, tuple[Variant, list[dict]]] = {}
     for variant, summary in results:
         by_label.setdefault(label(variant), (variant, []))[1].append(summary)
     times = _latency_ms(out, [v for v, _ in by_label.values()], seeds[0]) if latency else {}
+    ref = label(reference_variant([v for v, _ in by_label.values()], reference))
+    higher_is_better = get_task(results[0][1]["task"]).monitor[1] == "max"
     rows = []
     for name, (variant, runs) in by_label.items():
         monitor = runs[0]["monitor"]
@@ -129,12 +180,17 @@ def aggregate(results: list[tuple[Variant, dict]], out: Path, seeds: list[int], 
                 "latency_ms": times.get(name, float("nan")),
                 **metrics,
                 "paired": _paired(runs, results[0][1].get("baselines", {})),
+                **_NOT_PAIRED,
+                "reference": ref,
+                "verdict": "reference" if name == ref else "—",
+                **({} if name == ref else _versus(runs, by_label[ref][1], metric, higher_is_better)),
             }
         )
     first = results[0][1]
     for name, scores in first.get("baselines", {}).items():  # deterministic: the same on every run
         monitor, metric = first["monitor"], heldout_name(first["monitor"])
         row = dict.fromkeys(rows[0], float("nan"))
+        row.update(_NOT_PAIRED)
         row.update({"variant": f"{name} (baseline)", "runs": 0, "monitor": monitor, "metric": metric})
         row.update({"params": 0, "gflops": 0.0, "unit": rows[0]["unit"], "plan": "", "epochs": 0})
         row.update({k: "—" for k in results[0][0]})

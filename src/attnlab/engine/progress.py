@@ -6,8 +6,9 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 
+from ..report.progress_bar import started_bar
 from ..report.tables import rate_key
 
 __all__ = ["EpochProgress", "format_record"]
@@ -46,17 +47,7 @@ class EpochProgress:
 
     def __enter__(self) -> EpochProgress:
         if self.enabled and self.console.is_terminal:
-            self.bar = Progress(
-                TextColumn(f"epoch {self.epoch}/{self.epochs}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("train", total=self.total, stats="")
+            self.bar, self.task = started_bar(f"epoch {self.epoch}/{self.epochs}", self.total, self.console)
         return self
 
     def update(self, n: int, loss: float) -> None:

@@ -325,6 +325,8 @@ def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunS
         "unit": task.unit,
         "task": config.task,
     }
+    if "fitted" in task.meta:  # what the task chose on validation after training (fit_after_training)
+        summary["fitted"] = task.meta["fitted"]
     if task.classifies:  # sample by sample, for paired tests here and in compare
         predicted, targets = test_predictions(model, data, task, device, plan.precision)
         summary.update(test_predictions=predicted, test_targets=targets)
@@ -338,18 +340,25 @@ def _say(ctx: DistContext, opts: RunOptions, lines: list[str]) -> None:
             print(line, flush=True)
 
 
-def _test(out: Path, model: nn.Module, net: nn.Module, loaders: Loaders, ctx: DistContext, task: Task, precision: str):
-    """The test split, scored once, with the best checkpoint's weights; best.* then keeps the test figures and
-    details (``attnlab eval`` prints them)."""
+def _load_best(out: Path, model: nn.Module, ctx: DistContext) -> dict | None:
+    """The best checkpoint's weights into ``model``; its document (None when no epoch improved on nothing)."""
     ctx.barrier()  # best.* is written by rank 0
-    doc = None
-    if (out / BEST).is_file():
-        tensors, doc = load_checkpoint(out / BEST)
-        load_model_weights(model, model_state(tensors), out / BEST)
+    if not (out / BEST).is_file():
+        return None
+    tensors, doc = load_checkpoint(out / BEST)
+    load_model_weights(model, model_state(tensors), out / BEST)
+    return doc
+
+
+def _test(out: Path, doc: dict | None, model: nn.Module, net: nn.Module, loaders: Loaders, ctx, task: Task, precision):
+    """The test split, scored once, with the best checkpoint's weights (``_load_best``); best.* then keeps the
+    test figures and details (``attnlab eval`` prints them) and the task's meta with what it fitted after
+    training."""
     test, details = evaluate(net, loaders.test, ctx, task, split="test", precision=precision)
     if ctx.is_main and doc is not None:
         doc.pop("format")
-        save_checkpoint(out / BEST, model, {**doc, "test": test, "eval": details, "val_eval": doc.get("eval")})
+        doc.update(test=test, eval=details, val_eval=doc.get("eval"), data_meta=task.meta)
+        save_checkpoint(out / BEST, model, doc)
     return test
 
 
@@ -438,7 +447,11 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
             opts,
             [f"early stop: no better {monitor} in {recipe.early_stop} epochs (best: epoch {state.best_epoch})"],
         )
-    test = _test(out, model, net, loaders, ctx, task, precision)
+    doc = _load_best(out, model, ctx)
+    fitted = task.fit_after_training(model, data, ctx.device)  # on validation, before the test is scored
+    _say(ctx, opts, fitted.pop("lines", []))
+    task.meta.update(fitted)
+    test = _test(out, doc, model, net, loaders, ctx, task, precision)
     state.wall_seconds = wall_before + time.perf_counter()
     if not ctx.is_main:
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-__all__ = ["tile_starts", "tiled_logits"]
+__all__ = ["tile_starts", "ramp", "tile_weight", "tiled_logits"]
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -22,11 +22,17 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     return [*starts, size - tile]
 
 
-def _ramp(n: int, overlap: int, device) -> Tensor:
+def ramp(n: int, overlap: int, device) -> Tensor:
     """1 in the middle, rising linearly over ``overlap`` pixels from each end (never 0)."""
     i = torch.arange(n, device=device, dtype=torch.float32)
     edge = torch.minimum(i + 1, n - i) / max(1, overlap)
     return edge.clamp(max=1.0)
+
+
+def tile_weight(logits: Tensor, overlap: int) -> Tensor:
+    """The blend weight (h, w) of a tile's logits (…, h, w): the ramps of its rows and columns, multiplied."""
+    h, w = logits.shape[-2:]
+    return (ramp(h, overlap, logits.device)[:, None] * ramp(w, overlap, logits.device)[None, :]).to(logits.dtype)
 
 
 @torch.no_grad()
@@ -43,9 +49,7 @@ def tiled_logits(model: nn.Module, image: Tensor, tile: int = 256, overlap: int 
             patch = image[..., top : top + tile, left : left + tile]
             logits = model(patch)
             ph, pw = logits.shape[-2:]
-            wgt = (_ramp(ph, overlap, image.device)[:, None] * _ramp(pw, overlap, image.device)[None, :]).to(
-                logits.dtype
-            )
+            wgt = tile_weight(logits, overlap)
             if out is None:
                 out = logits.new_zeros((*logits.shape[:2], h, w))
                 weight = logits.new_zeros((h, w))

@@ -20,7 +20,9 @@ def plot_comparison(rows: list[dict], path: str | Path, title: str) -> Path:
             ax.axhline(r["test_mean"], linestyle="--", color="gray", label=r["variant"])
             continue
         ax.errorbar(r["gflops"], r["test_mean"], yerr=r["test_std"], fmt="o", capsize=4, label=r["variant"])
-        ax.annotate(r["variant"], (r["gflops"], r["test_mean"]), textcoords="offset points", xytext=(6, 4))
+        verdict = r.get("verdict", "")
+        shown = r["variant"] + (f" ({verdict})" if verdict and verdict not in ("reference", "—") else "")
+        ax.annotate(shown, (r["gflops"], r["test_mean"]), textcoords="offset points", xytext=(6, 4))
     ax.set_xlabel("GFLOPs per sample (torch.utils.flop_counter)")
     ax.set_ylabel(f"{rows[0]['metric']} (best checkpoint on validation), mean ± std over seeds")
     ax.set_title(title)

@@ -43,6 +43,30 @@ def _paired_lines(rows: list[dict], fields: list[str], unit: str) -> list[str]:
     return lines
 
 
+def _difference(row: dict, scale: float) -> str:
+    """The row's mean paired difference from the reference and its interval, or — (the reference, a baseline,
+    or no interval)."""
+    diff, low, high = row.get("diff"), row.get("diff_low"), row.get("diff_high")
+    if diff is None or diff != diff:
+        return "—"
+    if low is None or low != low:
+        return f"{scale * diff:+.2f}"
+    return f"{scale * diff:+.2f} [{scale * low:+.2f}, {scale * high:+.2f}]"
+
+
+def _verdict_note(rows: list[dict], monitor: str) -> list[str]:
+    how = sorted({r["interval"] for r in rows if r.get("interval")})
+    if not how:
+        return []
+    return [
+        "",
+        f"Δ: each row minus {rows[0]['reference']} (the reference row), seed by seed on the test split "
+        f"({'; '.join(how)}); verdict: better or worse when the 95 % interval excludes 0 (on the side {monitor} "
+        "improves), else no difference. A one-point difference between seed pairs that spread by one point needs "
+        "at least 7 seeds to be told apart (docs/training.md).",
+    ]
+
+
 def comparison_markdown(
     rows: list[dict],
     *,
@@ -69,8 +93,9 @@ def comparison_markdown(
         "checkpoint's validation figure, mean. Latency: CPU, batch 1. Baselines are fitted on the training split "
         "and scored on the same test split.",
         "",
-        f"| {' | '.join(fields)} | {shown} | {val_shown} | params | GFLOPs | train {unit}/s | latency (ms) |",
-        "|" + "---|" * len(fields) + "---:|---:|---:|---:|---:|---:|",
+        f"| {' | '.join(fields)} | {shown} | {val_shown} | Δ vs {r0['reference']} (95 % CI) | verdict | params "
+        f"| GFLOPs | train {unit}/s | latency (ms) |",
+        "|" + "---|" * len(fields) + "---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         values = " | ".join(str(r[f]) for f in fields) if r["runs"] else r["variant"] + " |" * (len(fields) - 1)
@@ -81,7 +106,8 @@ def comparison_markdown(
         )
         test = _cell({**r, "test_mean_std": r["test_std"]}, "test_mean", scale)
         val = _number(scale * r["val_mean"])
-        lines.append(f"| {values} | {test} | {val} | {cost} |")
+        lines.append(f"| {values} | {test} | {val} | {_difference(r, scale)} | {r['verdict']} | {cost} |")
+    lines += _verdict_note(rows, monitor)
     lines += _paired_lines(rows, fields, unit)
     metrics = [k for k in r0 if k.startswith("test_") and not k.endswith("_std") and k not in ("test_mean",)]
     if metrics:

@@ -323,6 +323,12 @@ class Task:
         )
         return data
 
+    def fit_after_training(self, model: nn.Module, data: TaskData, device: torch.device) -> dict:
+        """Choices made after training, on the validation split with the best weights, before the test split is
+        scored (the segmentation task's thresholds): entries for the run's meta (saved with the best checkpoint,
+        read by eval and predict) and ``lines`` to print. Nothing by default."""
+        return {}
+
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
         """Classical baselines, fitted on the training split and scored on the same test split as the model:
         name -> the same ``test_*`` metrics (summary.json and ``compare`` show them beside the network). None
@@ -349,6 +355,8 @@ class TaskCLI:
     Built around a task bound to a loaded run (``TaskCLI(task)``); ``predict`` reads only the flags that
     ``add_predict_arguments`` declared.
     """
+
+    out_folder: ClassVar[bool] = False  # predict's --out names the folder the task writes its files to, not a CSV
 
     def __init__(self, task: Task) -> None:
         self.task = task

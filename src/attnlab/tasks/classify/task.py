@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ...data.images import eval_transform, read_image
 from ...layers.registry import attention_info
+from ...models.placement import PLACEMENTS
 from ...models.registry import create_model, get_model_builder
 from ...models.resnet import STEMS
 from ..base import Metric, Task, TaskData, none_if_blank, option, register_task
@@ -33,9 +34,27 @@ class ClassifyOptions:
     image_size: int | None = option(None, "imagefolder: side of the training images (default: measured)")
     hflip: bool | None = option(None, "random horizontal flips in training (default: the data set's; off for digits)")
     label_smoothing: float = option(0.1, "label smoothing of the cross-entropy")
+    # where the attention goes (models/placement.py): None = its paper's place
+    placement: str | None = option(
+        None, "where the attention goes in the ResNet (default: its paper's place)", choices=PLACEMENTS
+    )
+    stages: str | None = option(None, "the ResNet stages that get it, as digits: 4, 34, 1234 (default: the place's)")
 
     def __post_init__(self) -> None:
         self.attention = none_if_blank(self.attention)
+        self.placement, self.stages = none_if_blank(self.placement), none_if_blank(self.stages)
+        if self.stages is not None:
+            digits = str(self.stages)
+            if not digits.isdigit() or set(digits) - set("1234") or len(set(digits)) != len(digits):
+                raise ValueError(f"--stages: expected distinct digits of 1-4 (e.g. 4, 34, 1234), got {self.stages!r}")
+            self.stages = "".join(sorted(digits))
+        if self.attention is None and (self.placement or self.stages):
+            raise ValueError("--placement, --stages: place an attention; --attention is none")
+
+    def place(self) -> dict:
+        """The keyword arguments that put the attention where ``--placement`` and ``--stages`` say."""
+        out: dict = {} if self.placement is None else {"placement": self.placement}
+        return out if self.stages is None else {**out, "stages": tuple(int(d) for d in self.stages)}
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"--label-smoothing: expected a number in [0, 1), got {self.label_smoothing!r}")
 
@@ -118,6 +137,7 @@ class Classify(Task):
             attention=self.options.attention,
             stem=self.options.stem or meta["stem"],
             in_chans=meta["in_chans"],
+            **self.options.place(),
         )
 
     def example_input(self, batch: int = 1) -> tuple[Tensor, ...]:
@@ -146,8 +166,14 @@ class Classify(Task):
 
     def title(self) -> str:
         o = self.options
-        return f"{o.model} + {o.attention or 'none'} on {o.data}"
+        return f"{o.model} + {o.attention or 'none'}{self._where()} on {o.data}"
+
+    def _where(self) -> str:
+        o = self.options
+        where = [f"at {o.placement}"] if o.placement else []
+        return "".join(f" {w}" for w in [*where, *([f"in stages {o.stages}"] if o.stages else [])])
 
     def default_out(self) -> Path:
         o = self.options
-        return Path("runs") / f"{o.model}-{o.attention or 'none'}-{o.data}"
+        place = "".join(f"-{v}" for v in (o.placement, o.stages and f"s{o.stages}") if v)
+        return Path("runs") / f"{o.model}-{o.attention or 'none'}{place}-{o.data}"

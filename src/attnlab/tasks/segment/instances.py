@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["THRESHOLDS", "split_instances", "match_counts", "f1_scores"]
+__all__ = ["THRESHOLDS", "split_instances", "iou_matrix", "match_counts", "f1_scores"]
 
 THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))  # 0.5, 0.55, …, 0.95
 
@@ -42,8 +42,9 @@ def split_instances(foreground: np.ndarray, *, min_size: int = 16, h: float = 2.
     return labels.astype(np.int64)
 
 
-def _iou_matrix(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """IoU of every (true instance, predicted instance) pair, (n_true, n_pred)."""
+def iou_matrix(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """IoU of every (true instance, predicted instance) pair, (n_true, n_pred), the instances in the order of
+    their labels."""
     from skimage.segmentation import relabel_sequential
 
     t, _, _ = relabel_sequential(true.astype(np.int64))
@@ -59,7 +60,7 @@ def match_counts(true: np.ndarray, pred: np.ndarray, thresholds=THRESHOLDS) -> n
     """(len(thresholds), 3): true positives, false positives, false negatives at each IoU threshold."""
     from scipy.optimize import linear_sum_assignment
 
-    iou = _iou_matrix(true, pred)
+    iou = iou_matrix(true, pred)
     n_true, n_pred = iou.shape
     counts = np.zeros((len(thresholds), 3), np.float64)
     for i, thr in enumerate(thresholds):

@@ -17,6 +17,7 @@ background, each object its own number) and class indices 0…N with several.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,13 @@ class LabelScheme:
         """The batch's loss against class indices ``target``."""
         raise NotImplementedError
 
-    def predict(self, logits: Tensor) -> Tensor:
-        """Logits (B, maps, H, W) -> class indices (B, H, W)."""
+    def predict(self, logits: Tensor, threshold: float = 0.5) -> Tensor:
+        """Logits (B, maps, H, W) -> class indices (B, H, W); ``threshold``: the foreground's probability (one
+        class; several: the argmax, no threshold)."""
+        raise NotImplementedError
+
+    def foreground_probability(self, logits: Tensor) -> Tensor:
+        """Logits (B, maps, H, W) -> the probability (B, H, W) that a pixel is foreground (any class)."""
         raise NotImplementedError
 
     def class_indices(self, labels: Tensor) -> Tensor:
@@ -85,8 +91,11 @@ class Binary(LabelScheme):
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         return binary_loss(logits, target)
 
-    def predict(self, logits: Tensor) -> Tensor:
-        return (logits[:, 0] > 0).long()  # the foreground where the logit is positive
+    def predict(self, logits: Tensor, threshold: float = 0.5) -> Tensor:
+        return (logits[:, 0] > math.log(threshold / (1 - threshold))).long()  # p > threshold, as a logit
+
+    def foreground_probability(self, logits: Tensor) -> Tensor:
+        return torch.sigmoid(logits[:, 0].float())
 
     def class_indices(self, labels: Tensor) -> Tensor:
         return (labels > 0).long()
@@ -117,8 +126,11 @@ class Multiclass(LabelScheme):
     def loss(self, logits: Tensor, target: Tensor) -> Tensor:
         return multiclass_loss(logits, target)
 
-    def predict(self, logits: Tensor) -> Tensor:
+    def predict(self, logits: Tensor, threshold: float = 0.5) -> Tensor:
         return logits.argmax(1)
+
+    def foreground_probability(self, logits: Tensor) -> Tensor:
+        return 1 - torch.softmax(logits.float(), 1)[:, 0]
 
     def class_indices(self, labels: Tensor) -> Tensor:
         return labels

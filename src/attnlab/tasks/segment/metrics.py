@@ -71,12 +71,14 @@ class EvalMetrics(Metric):
     pixels, pixels, TP, FP, FN per class, instance TP, FP, FN at the 10 IoU thresholds). The loss is the one the
     engine gives (``Segment.eval_loss``: the clean condition's)."""
 
-    def __init__(self, scheme: LabelScheme, conditions: list[str], *, min_size: int, split_h: float) -> None:
+    def __init__(
+        self, scheme: LabelScheme, conditions: list[str], *, min_size: int, split_h: float, threshold: float = 0.5
+    ) -> None:
         self.pixels = 2 + 3 * scheme.classes  # class_counts' length
         self.width = self.pixels + 3 * len(THRESHOLDS)  # one condition's sums
         super().__init__(2 + self.width * len(conditions))
         self.scheme, self.conditions = scheme, conditions
-        self.min_size, self.split_h = min_size, split_h
+        self.min_size, self.split_h, self.threshold = min_size, split_h, threshold
 
     def add(self, condition: int, pred: Tensor, classes: Tensor, instances: Tensor) -> None:
         """One image under condition ``condition``: predicted class indices (H, W) against the truth (class
@@ -94,7 +96,7 @@ class EvalMetrics(Metric):
         self.sums[:2] += torch.tensor([loss.item() * images, images], dtype=torch.float64)
         for b in range(images):
             classes, instances = self.scheme.truth(target[b])
-            pred = self.scheme.predict(output[b].float())  # (K, H, W): the conditions as a batch
+            pred = self.scheme.predict(output[b].float(), self.threshold)  # (K, H, W): the conditions as a batch
             for k in range(len(self.conditions)):
                 self.add(k, pred[k], classes, instances)
 

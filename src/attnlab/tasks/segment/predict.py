@@ -1,5 +1,6 @@
-"""``attnlab predict`` for a segmentation run, as small steps: read a file into the model's input, segment it
-whole (overlapping tiles), split the foreground into instances, write the mask PNG and the instance TIFF."""
+"""``attnlab predict``'s steps for one plane: the model's channels, then the whole plane segmented
+(overlapping tiles) and its foreground split into instances. Reading files: ``inputs.py``; writing:
+``outputs.py``."""
 
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from ...models.tiling import tiled_logits
-from .files import read_array, to_chw
 from .instances import split_instances
-from .microscopy import normalize_percentiles
 
-__all__ = ["to_model_channels", "read_input", "segment_image", "write_mask", "write_instances"]
+__all__ = ["to_model_channels", "segment_image"]
 
 
 def to_model_channels(chw: np.ndarray, in_chans: int, path: Path) -> np.ndarray:
@@ -29,12 +28,6 @@ def to_model_channels(chw: np.ndarray, in_chans: int, path: Path) -> np.ndarray:
     if channels == 1:
         return np.repeat(chw, in_chans, 0)
     raise ValueError(f"{path}: {channels} channels, the model takes {in_chans}")
-
-
-def read_input(path: Path, in_chans: int) -> Tensor:
-    """An image file -> the model's input (1, in_chans, H, W), normalized as the training images."""
-    chw = to_model_channels(to_chw(read_array(path)), in_chans, path)
-    return torch.from_numpy(normalize_percentiles(chw))[None]
 
 
 @torch.no_grad()
@@ -52,21 +45,3 @@ def segment_image(
     ``predict``: logits -> class indices (the label scheme's)."""
     classes = predict(tiled_logits(model, x, tile, overlap))[0].numpy()
     return classes, split_instances(classes > 0, min_size=min_size, h=split_h)
-
-
-def write_mask(mask: np.ndarray, path: Path) -> Path:
-    """An 8-bit PNG of ``mask`` (H, W); its folder is made when missing."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask.astype(np.uint8)).save(path)
-    return path
-
-
-def write_instances(labels: np.ndarray, path: Path) -> Path:
-    """Instance labels (H, W) as a 16-bit TIFF (32-bit from 65536 instances on)."""
-    import tifffile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, labels.astype(np.uint16 if labels.max() < 65536 else np.uint32))
-    return path

@@ -13,11 +13,9 @@ reported beside the network. What differs between one class and several is the l
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,11 +24,12 @@ from ...layers.registry import attention_info
 from ...models.registry import create_model, get_model_builder
 from ...models.tiling import tiled_logits
 from ...models.unet import UPSAMPLES
-from ..base import Metric, RunSource, Task, TaskCLI, TaskData, check_at_least, none_if_blank, option, register_task
+from ..base import Metric, RunSource, Task, TaskData, check_at_least, none_if_blank, option, register_task
+from .cli import SegmentCLI
+from .cutoffs import DEFAULT_CUTOFFS, Cutoffs, fit_cutoffs
 from .data import SEGMENT_DATA, carve_strips
 from .labels import LabelScheme, label_scheme
 from .metrics import EvalMetrics, TrainDice
-from .predict import read_input, segment_image, write_instances, write_mask
 
 __all__ = ["Segment", "SegmentCLI", "SegmentOptions", "UNETS"]
 
@@ -56,78 +55,34 @@ class SegmentOptions:
     samples: int = option(256, "training crops per epoch")
     tile: int = option(256, "side of the tiles whole test images (and predict's) are run in")
     overlap: int = option(32, "overlap of neighbouring tiles, in pixels (less than --tile)")
-    min_size: int = option(16, "instances: objects and holes smaller than this many pixels are removed")
-    split_h: float = option(2.0, "instances: depth of a distance-transform peak that seeds its own instance")
+    # None: fitted on the validation images after training (cutoffs.py), from the defaults 0.5, 16 and 2
+    threshold: float | None = option(
+        None, "the foreground probability (one class; default: fitted on the validation images after training)"
+    )
+    min_size: int | None = option(
+        None, "instances: objects and holes smaller than this many pixels are removed (default: fitted)"
+    )
+    split_h: float | None = option(
+        None, "instances: depth of a distance-transform peak that seeds its own instance (default: fitted)"
+    )
 
     def __post_init__(self) -> None:
         self.attention = none_if_blank(self.attention)
-        check_at_least(self, {"width": 2, "depth": 1, "crop": 8, "samples": 1, "tile": 16, "min_size": 0, "classes": 1})
+        least = {"width": 2, "depth": 1, "crop": 8, "samples": 1, "tile": 16, "classes": 1}
+        check_at_least(self, least if self.min_size is None else {**least, "min_size": 0})
         if self.classes > 255:
             raise ValueError(f"--classes: expected at most 255 (masks are written as 8-bit PNGs), got {self.classes}")
         if not 0 <= self.overlap < self.tile:
             raise ValueError(f"--overlap: expected 0 <= overlap < --tile ({self.tile}), got {self.overlap}")
-        if self.split_h <= 0:
+        if self.split_h is not None and self.split_h <= 0:
             raise ValueError(f"--split-h: expected a positive number, got {self.split_h}")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ValueError(f"--threshold: expected a probability between 0 and 1, got {self.threshold}")
 
-
-class SegmentCLI(TaskCLI):
-    """predict: a mask PNG (and an instance TIFF) per image; visualize: errors and gate maps per condition."""
-
-    task: Segment
-
-    @classmethod
-    def add_predict_arguments(cls, parser: Any) -> None:
-        parser.add_argument("--mask-dir", default="masks", help="folder for the mask PNGs (default masks)")
-        parser.add_argument("--instances", action="store_true", help="also write instance-label TIFFs")
-
-    def predict(self, model: nn.Module, inputs: list[str], args: Any) -> list[dict]:
-        return [self._predict_file(model, name, Path(args.mask_dir), args.instances) for name in inputs]
-
-    def _predict_file(self, model: nn.Module, name: str, out_dir: Path, instance_tiff: bool) -> dict:
-        """One image file: its mask PNG in ``out_dir`` (and its instance TIFF), or the error that stopped it."""
-        o, scheme, path = self.task.options, self.task.scheme, Path(name)
-        try:
-            x = read_input(path, self.task.meta["in_chans"])
-        except ValueError as e:
-            return {"input": name, "error": str(e)}
-        classes, instances = segment_image(
-            model, x, scheme.predict, tile=o.tile, overlap=o.overlap, min_size=o.min_size, split_h=o.split_h
-        )
-        mask = write_mask(scheme.mask_image(classes, instances), out_dir / f"{path.stem}_mask.png")
-        row = {"input": name, "mask": str(mask), "instances": int(instances.max())}
-        row["foreground"] = float((classes > 0).mean())
-        if instance_tiff:
-            row["labels"] = str(write_instances(instances, out_dir / f"{path.stem}_instances.tif"))
-        return row
-
-    def format_prediction(self, row: dict) -> str:
-        extra = f", labels {row['labels']}" if "labels" in row else ""
-        share = f"{100 * row['foreground']:.1f} % foreground"
-        return f"{row['input']}: {row['instances']} objects, {share} -> {row['mask']}{extra}"
-
-    def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int, details: Callable[[], dict]) -> Path:
-        from .pictures import plot_segmentation
-
-        images, labels = data.test[0]
-        o = self.task.options
-        conditions = self.task.meta["conditions"][:count]
-        return plot_segmentation(
-            model,
-            images,
-            labels,
-            conditions,
-            predict=self.task.scheme.predict,
-            tile=o.tile,
-            overlap=o.overlap,
-            path=out,
-            title=self.task.title(),
-        )
-
-    def eval_details(self, details: dict) -> list[tuple[str, dict[str, str]]]:
-        return [
-            (f"{name} test images", {k: f"{v:.4f}" for k, v in scores.items()})
-            for name, scores in details.get("conditions", {}).items()
-        ]
+    def given_cutoffs(self) -> dict:
+        """The cutoffs the user fixed (the others are fitted)."""
+        names = ("threshold", "min_size", "split_h")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 @register_task
@@ -212,8 +167,52 @@ class Segment(Task):
     def metric(self, *, training: bool) -> Metric:
         if training:
             return TrainDice(self.scheme)
+        c = self.cutoffs
+        return EvalMetrics(
+            self.scheme, self.meta["conditions"], min_size=c.min_size, split_h=c.split_h, threshold=c.threshold
+        )
+
+    @property
+    def cutoffs(self) -> Cutoffs:
+        """The threshold, minimum size and split depth in use: those the user gave, else the ones fitted after
+        training (the run's meta), else the defaults (during training)."""
+        fitted = (self.saved_meta or {}).get("fitted", {}).get("cutoffs", {})
+        return replace(DEFAULT_CUTOFFS, **{**fitted, **self.options.given_cutoffs()})
+
+    def predict_classes(self, logits: Tensor) -> Tensor:
+        """Logits (B, maps, H, W) -> class indices (B, H, W) at the threshold in use."""
+        return self.scheme.predict(logits, self.cutoffs.threshold)
+
+    def fit_after_training(self, model: nn.Module, data: TaskData, device: torch.device) -> dict:
+        """The cutoffs with the best instance F1 at IoU 0.5 on the validation images (clean condition), with the
+        best weights; those the user gave stay fixed (``cutoffs.py``)."""
         o = self.options
-        return EvalMetrics(self.scheme, self.meta["conditions"], min_size=o.min_size, split_h=o.split_h)
+        model.eval()
+        probabilities, truths = [], []
+        with torch.no_grad():
+            for i in range(len(data.val)):
+                images, labels = data.val[i]  # (K, C, H, W), (H, W)
+                logits = tiled_logits(model, images[:1].to(device), o.tile, o.overlap).float().cpu()
+                probabilities.append(self.scheme.foreground_probability(logits)[0].numpy())
+                truths.append(self.scheme.instances(labels).numpy())
+        several = self.scheme.classes > 1  # the argmax decides the foreground: no threshold to fit
+
+        def foregrounds(threshold: float) -> list:
+            return [p > (0.5 if several else threshold) for p in probabilities]
+
+        fitted, record = fit_cutoffs(foregrounds, truths, fixed=o.given_cutoffs(), thresholds=not several)
+        b = record["best_on_validation"]
+        found = (
+            f"threshold {b['threshold']:g}, min size {b['min_size']}, split depth {b['split_h']:g}: instance "
+            f"F1@0.5 {record['val_f1_default']:.3f} -> {record['val_f1_fitted']:.3f} on {record['val_objects']} "
+            f"validation objects in {len(truths)} image{'s' * (len(truths) != 1)}"
+        )
+        verdict = (
+            f"kept the defaults (a gain under {record['noise']:.3f}, two standard errors, is noise)"
+            if record["kept_defaults"]
+            else f"using them (threshold {fitted.threshold:g}, min size {fitted.min_size}, split {fitted.split_h:g})"
+        )
+        return {"fitted": record, "lines": [f"cutoffs: best on validation {found}; {verdict}"]}
 
     def title(self) -> str:
         o = self.options
@@ -227,8 +226,8 @@ class Segment(Task):
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
         """The scheme's classical baseline (Otsu's threshold; multi-Otsu's N thresholds for N classes, ordered by
         brightness) + the same clean-up and instance split, on the same test images and conditions."""
-        conditions = data.meta["conditions"]
-        metric = EvalMetrics(self.scheme, conditions, min_size=self.options.min_size, split_h=self.options.split_h)
+        conditions, c = data.meta["conditions"], self.baseline_cutoffs(data)
+        metric = EvalMetrics(self.scheme, conditions, min_size=c.min_size, split_h=c.split_h)
         for i in range(len(data.test)):
             images, labels = data.test[i]  # (K, C, H, W), (H, W)
             classes, instances = self.scheme.truth(labels)
@@ -237,4 +236,15 @@ class Segment(Task):
                 metric.add(k, pred, classes, instances)
         scalars, _ = metric.compute()
         scalars.pop("loss")
+        if "fitted" in self.meta:  # the summary's record of what was fitted on validation
+            self.meta["fitted"]["baseline_cutoffs"] = {"min_size": c.min_size, "split_h": c.split_h}
         return {self.scheme.baseline_name: {f"test_{k}": v for k, v in scalars.items()}}
+
+    def baseline_cutoffs(self, data: TaskData) -> Cutoffs:
+        """The baseline's clean-up fitted on the same validation images as the network's (its own threshold is
+        Otsu's): as seriously tuned, on the same split."""
+        images = [data.val[i] for i in range(len(data.val))]
+        truths = [self.scheme.instances(labels).numpy() for _, labels in images]
+        masks = [self.scheme.baseline(x[0].numpy()) > 0 for x, _ in images]
+        fitted, _ = fit_cutoffs(lambda t: masks, truths, fixed=self.options.given_cutoffs(), thresholds=False)
+        return fitted
