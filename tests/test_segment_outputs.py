@@ -178,6 +178,13 @@ def test_stack_outputs_carry_their_planes(tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["plane"]) for r in rows] == [0, 0, 1, 1, 2, 2]
     assert [float(r["area_um2"]) / float(r["area_px"]) for r in rows] == pytest.approx([0.04] * 6)
+    from PIL import Image
+    from skimage.segmentation import find_boundaries
+
+    for p in range(3):  # the outline pixels are the objects' edges, in yellow over the grey image
+        rgb = np.asarray(Image.open(tmp_path / "out" / f"zs_outlines_z{p + 1:03d}.png"))
+        yellow = (rgb == (255, 221, 0)).all(-1)
+        np.testing.assert_array_equal(yellow, find_boundaries(labels[p], mode="inner"))
     assert sorted(p.name for p in (tmp_path / "out").glob("zs_outlines_z*.png")) == [
         "zs_outlines_z001.png",
         "zs_outlines_z002.png",

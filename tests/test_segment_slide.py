@@ -51,11 +51,12 @@ def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     return pairs.shape[1] == len(np.unique(a[fg])) == len(np.unique(b[fg]))
 
 
-def discs(shape, seams, rng, *, pairs=40, extra=120):
+def discs(shape, seams, rng, *, pairs=40, extra=120, equal=False):
     """A uint16 image (background 1000, discs 3000) of discs of radius 6-12 px: at every corner of the blocks, in
-    touching pairs across seams, on every seam, and elsewhere, none nearer than 3 px unless paired. A pair's radii
-    differ: split_instances' watershed breaks the tie along a mirror-symmetric pair's neck by the order of its heap,
-    which holds the whole image's seeds, so no streaming could reproduce that line."""
+    touching pairs across seams, on every seam, and elsewhere, none nearer than 3 px unless paired. ``equal``: a
+    pair's two discs of one radius, mirror-symmetric about their neck, where the watershed's line is decided by a
+    tie between the two seeds (split_instances breaks it within the component, so a block breaks it as the whole
+    image does)."""
     placed = []
 
     def add(y, x, r, partner=None):
@@ -75,7 +76,7 @@ def discs(shape, seams, rng, *, pairs=40, extra=120):
             break
         horizontal = rng.random() < 0.5
         r1 = rng.integers(6, 10)
-        r2 = r1 + rng.integers(1, 3)
+        r2 = r1 if equal else r1 + rng.integers(1, 3)
         seam = rng.choice(seams[1] if horizontal else seams[0])
         along = rng.integers(0, shape[0] if horizontal else shape[1])
         d = r1 + r2 - 2  # overlapping by 2 px: one component, two peaks
@@ -180,10 +181,11 @@ def test_a_unet_streamed_finds_every_object_within_the_context_as_on_the_whole_i
     assert np.array_equal(pasted((o for block in found for o in block), labels.shape), labels)
 
 
-def test_discs_on_every_seam_and_corner_are_found_whole_once(tmp_path):
+@pytest.mark.parametrize("equal", [False, True], ids=["pairs of two sizes", "mirror-symmetric pairs"])
+def test_discs_on_every_seam_and_corner_are_found_whole_once(tmp_path, equal):
     shape = (512, 640)
     seams = (list(range(BLOCK, shape[0], BLOCK)), list(range(BLOCK, shape[1], BLOCK)))
-    image = discs(shape, seams, np.random.default_rng(1))
+    image = discs(shape, seams, np.random.default_rng(1), equal=equal)
     want = reference(Threshold(), image, foreground)
     straddling = [
         box

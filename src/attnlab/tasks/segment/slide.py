@@ -44,10 +44,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # How far past an object split_instances looks: holes and small objects (< min_size px) are judged whole, and the
-# distance map is smoothed over 4 px. Two things it does are not local, and a block may split a pair of touching
-# objects a pixel differently from the whole image: its h-maxima could weigh a peak against a higher one across a
-# gap narrower than ~2 px, and skimage's watershed breaks exact ties (a pair mirror-symmetric about its neck) by
-# the order of its heap, which holds the whole image's seeds.
+# distance map is smoothed over 4 px; its seeds and watershed run per connected component (instances.py), so the
+# rest is local.
 _SMOOTHING_REACH = 8
 
 
