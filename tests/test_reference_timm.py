@@ -48,6 +48,11 @@ def twin_eca(channels, *, kernel_size=None):
     return tl.EcaModule(kernel_size=eca_kernel_size(channels) if kernel_size is None else kernel_size)
 
 
+def twin_ese(channels):
+    # the same module: timm's EffectiveSEModule with its defaults (a C -> C 1×1 conv, hard sigmoid, no max pool)
+    return tl.EffectiveSEModule(channels)
+
+
 def twin_cbam(channels, *, reduction=16, kernel_size=7):
     # The official code (attnlab's) has MLP biases (timm's default mlp_bias=False) and spatial BN momentum 0.01 (timm's
     # 0.1, set below so the running statistics agree too); it stacks [max; mean] where timm stacks [mean; max], so the
@@ -142,6 +147,7 @@ def twin_ge(channels, *, extent=8, extra_params=True, use_mlp=True, reduction=16
 TWINS = {
     "se": twin_se,
     "eca": twin_eca,
+    "ese": twin_ese,
     "cbam": twin_cbam,
     "gc": twin_gc,
     "non_local": twin_non_local,
@@ -161,6 +167,7 @@ if CoordAttn is None:  # pragma: no cover
 MODULE_MAPS = {
     "se": lambda m: {"fc.fc1": "fc1", "fc.fc2": "fc2"},
     "eca": lambda m: {"conv": "conv"},
+    "ese": lambda m: {"fc": "fc"},
     "cbam": lambda m: {
         "channel_gate.mlp.fc1": "channel.fc1",
         "channel_gate.mlp.fc2": "channel.fc2",
@@ -286,6 +293,8 @@ CASES = [
     ("eca", 2048, {}),  # k = 7
     ("eca", 4, {}),  # k = 1: timm told k (see twin_eca)
     ("eca", 96, {"kernel_size": 5}),
+    ("ese", 64, {}),
+    ("ese", 256, {}),
     ("cbam", 64, {}),
     ("cbam", 256, {}),
     ("cbam", 96, {"reduction": 8, "kernel_size": 3}),

@@ -25,6 +25,9 @@ C, r16 = 256, 256 // 16
 PARAMS_AT_256 = {
     "se": 2 * C * r16 + r16 + C,  # two FCs with biases
     "eca": 5,  # k = ψ(256) = 5, no bias
+    # one 1×1 conv C -> C with a bias: youngwanLEE/CenterMask, maskrcnn_benchmark/modeling/backbone/vovnet.py,
+    # eSEModule's nn.Conv2d(channel, channel, kernel_size=1, padding=0)
+    "ese": C * C + C,
     "gct": 3 * C,  # α, γ, β
     "srm": 2 * C + 2 * C,  # CFC + BN
     "fca": 2 * C * r16,  # bias-free FCs; DCT filters are buffers
@@ -61,6 +64,17 @@ def test_parameter_count_at_256_channels(name, expected):
 
 
 # ---- channel ------------------------------------------------------------------------------------------
+def test_ese_is_one_fc_and_a_hard_sigmoid_on_known_weights():
+    m = make("ese", 3)
+    with torch.no_grad():
+        m.fc.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 2, 0], [1, 1, 1]]).view(3, 3, 1, 1))
+        m.fc.bias.copy_(torch.tensor([0.0, -1.0, -9.0]))
+    x = torch.tensor([[[[2.0, 4.0]], [[0.5, 1.5]], [[-3.0, 3.0]]]], dtype=F64)  # (1, 3, 1, 2); means 3, 1, 0
+    # W z + b = (3, 1, -5); hσ = ReLU6(t + 3) / 6 = (1, 4/6, 0)
+    gate = torch.tensor([1.0, 4 / 6, 0.0], dtype=F64).view(1, 3, 1, 1)
+    assert torch.equal(m(x), x * gate)
+
+
 def test_se_with_known_weights():
     m = make("se", 4, reduction=2)
     with torch.no_grad():

@@ -39,6 +39,7 @@ def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
     makers = {
         "se": lambda: tl.SEModule(c, rd_channels=c // 16),  # C/16 unrounded (timm rounds to multiples of 8)
         "eca": lambda: tl.EcaModule(channels=c),  # adaptive k from C, as the paper
+        "ese": lambda: tl.EffectiveSEModule(c),  # the same module at its defaults
         "cbam": lambda: CbamModule(c, rd_ratio=1 / 16, spatial_kernel_size=7, mlp_bias=True),
         "gc": lambda: _timm_gc(tl, c),
         "non_local": lambda: tl.NonLocalAttn(c, use_scale=False, rd_ratio=1 / 2),
