@@ -46,8 +46,13 @@ def open_slide(path: Path) -> np.memmap | zarr.Array:
         raise ValueError(f"{path}: axes {axes}, shape {shape}; a slide is one plane, YX or YXS (samples last)")
     if contiguous:
         return tifffile.memmap(path, mode="r")
-    import zarr
-
+    try:
+        import zarr
+    except ImportError:
+        raise ValueError(
+            f"{path}: a compressed or tiled TIFF is read tile by tile through zarr, not installed; "
+            'pip install "attnlab[segment]"'
+        ) from None
     return zarr.open(tifffile.imread(path, aszarr=True, series=0, level=0), mode="r")
 
 
