@@ -64,7 +64,7 @@ def test_module_benchmark_table_pairs_attnlab_with_timm():
 @pytest.mark.parametrize(
     ("name", "channels"),
     [
-        *((n, 256) for n in ("se", "eca", "ese", "cbam", "gc", "non_local", "sk", "splat", "coord")),
+        *((n, 256) for n in ("se", "eca", "ese", "ceca", "ecam", "cbam", "gc", "non_local", "sk", "splat", "coord")),
         ("se", 64),
         ("sk", 1024),
     ],

@@ -75,7 +75,23 @@ def test_hooks_capture_a_spatial_map_where_the_module_has_one(name):
     spatial = spatial_maps(maps)
     # channel gates, and position weights without a map layout (GC, A², CC: (B, ·, N) or row+column)
     # and the temporal weights of TAM (B, C, T) and GLTR (B·H·W, T, T)
-    has_spatial = name not in {"se", "ese", "eca", "gct", "srm", "fca", "gc", "a2", "cc", "sk", "splat", "tam", "gltr"}
+    has_spatial = name not in {
+        "se",
+        "ese",
+        "eca",
+        "ceca",
+        "ecam",
+        "gct",
+        "srm",
+        "fca",
+        "gc",
+        "a2",
+        "cc",
+        "sk",
+        "splat",
+        "tam",
+        "gltr",
+    }
     assert bool(spatial) == has_spatial, (name, {k: tuple(v.shape) for k, v in maps.items()})
     for v in spatial.values():
         assert v.dim() == 4 and v.shape[:2] == (1, 1) and torch.isfinite(v).all()

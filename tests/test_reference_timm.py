@@ -48,6 +48,16 @@ def twin_eca(channels, *, kernel_size=None):
     return tl.EcaModule(kernel_size=eca_kernel_size(channels) if kernel_size is None else kernel_size)
 
 
+def twin_ceca(channels, *, kernel_size=None):
+    # the same module (attnlab's ceca is timm's CecaModule, named as timm's factory names it)
+    return tl.CecaModule(channels=channels) if kernel_size is None else tl.CecaModule(kernel_size=kernel_size)
+
+
+def twin_ecam(channels):
+    # the same module (timm's factory's "ecam": EcaModule with use_mlp=True)
+    return tl.EcaModule(channels=channels, use_mlp=True)
+
+
 def twin_ese(channels):
     # the same module: timm's EffectiveSEModule with its defaults (a C -> C 1×1 conv, hard sigmoid, no max pool)
     return tl.EffectiveSEModule(channels)
@@ -148,6 +158,8 @@ TWINS = {
     "se": twin_se,
     "eca": twin_eca,
     "ese": twin_ese,
+    "ceca": twin_ceca,
+    "ecam": twin_ecam,
     "cbam": twin_cbam,
     "gc": twin_gc,
     "non_local": twin_non_local,
@@ -168,6 +180,8 @@ MODULE_MAPS = {
     "se": lambda m: {"fc.fc1": "fc1", "fc.fc2": "fc2"},
     "eca": lambda m: {"conv": "conv"},
     "ese": lambda m: {"fc": "fc"},
+    "ceca": lambda m: {"conv": "conv"},
+    "ecam": lambda m: {"conv": "conv", "conv2": "conv2"},
     "cbam": lambda m: {
         "channel_gate.mlp.fc1": "channel.fc1",
         "channel_gate.mlp.fc2": "channel.fc2",
@@ -295,6 +309,11 @@ CASES = [
     ("eca", 96, {"kernel_size": 5}),
     ("ese", 64, {}),
     ("ese", 256, {}),
+    ("ceca", 64, {}),
+    ("ceca", 2048, {}),  # k = 7
+    ("ceca", 96, {"kernel_size": 5}),
+    ("ecam", 64, {}),
+    ("ecam", 256, {}),
     ("cbam", 64, {}),
     ("cbam", 256, {}),
     ("cbam", 96, {"reduction": 8, "kernel_size": 3}),

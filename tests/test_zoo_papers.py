@@ -28,6 +28,8 @@ PARAMS_AT_256 = {
     # one 1×1 conv C -> C with a bias: youngwanLEE/CenterMask, maskrcnn_benchmark/modeling/backbone/vovnet.py,
     # eSEModule's nn.Conv2d(channel, channel, kernel_size=1, padding=0)
     "ese": C * C + C,
+    "ceca": 5,  # timm's CecaModule: k = max(ψ(256), 3) = 5, no bias
+    "ecam": 2 * 32 + 5 * 32 + 1,  # timm's EcaModule(use_mlp=True): d = 256/8 = 32; 1×1 conv 1 -> d, k-wide d -> 1
     "gct": 3 * C,  # α, γ, β
     "srm": 2 * C + 2 * C,  # CFC + BN
     "fca": 2 * C * r16,  # bias-free FCs; DCT filters are buffers
@@ -64,6 +66,27 @@ def test_parameter_count_at_256_channels(name, expected):
 
 
 # ---- channel ------------------------------------------------------------------------------------------
+def test_ceca_wraps_the_first_channel_around_to_the_last():
+    m = make("ceca", 4)  # k = max(ψ(4), 3) = 3
+    with torch.no_grad():
+        m.conv.weight.copy_(torch.tensor([1.0, 0, 0]).view(1, 1, 3))  # each channel's left neighbour
+    x = torch.arange(1.0, 5.0, dtype=F64).view(1, 4, 1, 1).expand(1, 4, 2, 3).contiguous()  # means 1, 2, 3, 4
+    # circular: channel 0's left neighbour is channel 3 (zero padding, ECA's, would give it 0)
+    assert torch.equal(m(x), x * torch.sigmoid(torch.tensor([4.0, 1, 2, 3], dtype=F64)).view(1, 4, 1, 1))
+
+
+def test_ecam_lifts_each_pooled_channel_through_a_relu():
+    m = make("ecam", 8)  # d = 8, k = 3
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        m.conv.weight[0] = 1.0  # h_0 = y, the other 7 rows 0
+        m.conv2.weight[0, 0, 1] = 1.0  # w = σ(ReLU(h_0)) at the kernel's centre
+    means = torch.tensor([-1.0, 2, 0.5, -3, 1, 0, 4, -0.25], dtype=F64)
+    x = means.view(1, 8, 1, 1).expand(2, 8, 3, 2).contiguous()
+    assert torch.equal(m(x), x * torch.sigmoid(means.clamp(min=0)).view(1, 8, 1, 1))
+
+
 def test_ese_is_one_fc_and_a_hard_sigmoid_on_known_weights():
     m = make("ese", 3)
     with torch.no_grad():

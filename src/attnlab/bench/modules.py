@@ -40,6 +40,8 @@ def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
         "se": lambda: tl.SEModule(c, rd_channels=c // 16),  # C/16 unrounded (timm rounds to multiples of 8)
         "eca": lambda: tl.EcaModule(channels=c),  # adaptive k from C, as the paper
         "ese": lambda: tl.EffectiveSEModule(c),  # the same module at its defaults
+        "ceca": lambda: tl.CecaModule(channels=c),  # the same modules (timm's factory's ceca and ecam)
+        "ecam": lambda: tl.EcaModule(channels=c, use_mlp=True),
         "cbam": lambda: CbamModule(c, rd_ratio=1 / 16, spatial_kernel_size=7, mlp_bias=True),
         "gc": lambda: _timm_gc(tl, c),
         "non_local": lambda: tl.NonLocalAttn(c, use_scale=False, rd_ratio=1 / 2),

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (each module registers itself)
     coord,
     danet,
     eca,
+    eca_variants,
     ese,
     fca,
     gc,
