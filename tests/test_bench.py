@@ -61,10 +61,16 @@ def test_module_benchmark_table_pairs_attnlab_with_timm():
 
 
 # the modules bench/modules.py times against timm's, at the bench's default width 256, and SE at 64
+TIMMS_AT_256 = ("se", "eca", "ese", "ceca", "ecam", "lcbam", "cbam", "gc", "non_local", "sk", "splat", "coord")
+
+
 @pytest.mark.parametrize(
     ("name", "channels"),
     [
-        *((n, 256) for n in ("se", "eca", "ese", "ceca", "ecam", "cbam", "gc", "non_local", "sk", "splat", "coord")),
+        *(
+            (n, 256)
+            for n in ("se", "eca", "ese", "ceca", "ecam", "lcbam", "cbam", "gc", "non_local", "sk", "splat", "coord")
+        ),
         ("se", 64),
         ("sk", 1024),
     ],

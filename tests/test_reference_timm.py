@@ -21,7 +21,7 @@ import attnlab
 from attnlab.layers.eca import eca_kernel_size
 
 tl = pytest.importorskip("timm.layers")
-from timm.layers.cbam import CbamModule  # noqa: E402  (after the skip: timm is a dev extra)
+from timm.layers.cbam import CbamModule, LightCbamModule  # noqa: E402  (after the skip: timm is a dev extra)
 
 try:  # timm >= 1.0.20
     from timm.layers.coord_attn import CoordAttn
@@ -56,6 +56,11 @@ def twin_ceca(channels, *, kernel_size=None):
 def twin_ecam(channels):
     # the same module (timm's factory's "ecam": EcaModule with use_mlp=True)
     return tl.EcaModule(channels=channels, use_mlp=True)
+
+
+def twin_lcbam(channels, *, reduction=16, kernel_size=7):
+    # the same module at timm's defaults (attnlab's lcbam is timm's LightCbamModule)
+    return LightCbamModule(channels, rd_ratio=1 / reduction, spatial_kernel_size=kernel_size)
 
 
 def twin_ese(channels):
@@ -160,6 +165,7 @@ TWINS = {
     "ese": twin_ese,
     "ceca": twin_ceca,
     "ecam": twin_ecam,
+    "lcbam": twin_lcbam,
     "cbam": twin_cbam,
     "gc": twin_gc,
     "non_local": twin_non_local,
@@ -182,6 +188,12 @@ MODULE_MAPS = {
     "ese": lambda m: {"fc": "fc"},
     "ceca": lambda m: {"conv": "conv"},
     "ecam": lambda m: {"conv": "conv", "conv2": "conv2"},
+    "lcbam": lambda m: {
+        "mlp.fc1": "channel.fc1",
+        "mlp.fc2": "channel.fc2",
+        "conv": "spatial.conv.conv",
+        "bn": "spatial.conv.bn",
+    },
     "cbam": lambda m: {
         "channel_gate.mlp.fc1": "channel.fc1",
         "channel_gate.mlp.fc2": "channel.fc2",
@@ -314,6 +326,9 @@ CASES = [
     ("ceca", 96, {"kernel_size": 5}),
     ("ecam", 64, {}),
     ("ecam", 256, {}),
+    ("lcbam", 64, {}),
+    ("lcbam", 256, {}),
+    ("lcbam", 96, {"reduction": 8, "kernel_size": 3}),
     ("cbam", 64, {}),
     ("cbam", 256, {}),
     ("cbam", 96, {"reduction": 8, "kernel_size": 3}),

@@ -29,6 +29,7 @@ PARAMS_AT_256 = {
     # eSEModule's nn.Conv2d(channel, channel, kernel_size=1, padding=0)
     "ese": C * C + C,
     "ceca": 5,  # timm's CecaModule: k = max(ψ(256), 3) = 5, no bias
+    "lcbam": 2 * C * r16 + 49 + 2,  # timm's LightCbamModule: bias-free MLP, bias-free 7×7 conv, BN
     "ecam": 2 * 32 + 5 * 32 + 1,  # timm's EcaModule(use_mlp=True): d = 256/8 = 32; 1×1 conv 1 -> d, k-wide d -> 1
     "gct": 3 * C,  # α, γ, β
     "srm": 2 * C + 2 * C,  # CFC + BN
@@ -85,6 +86,22 @@ def test_ecam_lifts_each_pooled_channel_through_a_relu():
     means = torch.tensor([-1.0, 2, 0.5, -3, 1, 0, 4, -0.25], dtype=F64)
     x = means.view(1, 8, 1, 1).expand(2, 8, 3, 2).contiguous()
     assert torch.equal(m(x), x * torch.sigmoid(means.clamp(min=0)).view(1, 8, 1, 1))
+
+
+def test_lcbam_averages_each_gates_two_poolings_first():
+    m = make("lcbam", 2, reduction=2).eval()  # one hidden unit
+    with torch.no_grad():
+        m.mlp.fc1.weight.copy_(torch.tensor([1.0, 1.0]).view(1, 2, 1, 1))
+        m.mlp.fc2.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+        m.conv.weight.zero_()
+        m.conv.weight[0, 0, 3, 3] = 2.0  # the 7×7 kernel's centre: the spatial logit is 2·z_s (BN at its init)
+    x = torch.tensor([[[[1.0, 3.0]], [[-2.0, 0.0]]]], dtype=F64)  # (1, 2, 1, 2)
+    pooled = 0.5 * torch.tensor([2.0, -1.0]) + 0.5 * torch.tensor([3.0, 0.0])  # (2.5, -0.5)
+    hidden = max(pooled.sum().item(), 0.0)  # ReLU(2.5 - 0.5) = 2
+    xc = x * torch.sigmoid(torch.tensor([hidden, -hidden], dtype=F64)).view(1, 2, 1, 1)
+    zs = 0.5 * xc.mean(1, keepdim=True) + 0.5 * xc.amax(1, keepdim=True)
+    bn = 2 * zs / math.sqrt(1 + 1e-5)  # eval BN: running mean 0, variance 1
+    torch.testing.assert_close(m(x), xc * torch.sigmoid(bn), rtol=0, atol=1e-12)
 
 
 def test_ese_is_one_fc_and_a_hard_sigmoid_on_known_weights():

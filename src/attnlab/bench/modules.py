@@ -32,7 +32,7 @@ def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
     """timm's modules configured as attnlab's defaults (the papers'); empty without timm."""
     try:
         from timm import layers as tl
-        from timm.layers.cbam import CbamModule
+        from timm.layers.cbam import CbamModule, LightCbamModule
     except ImportError:
         return {}
     c = channels
@@ -42,6 +42,7 @@ def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
         "ese": lambda: tl.EffectiveSEModule(c),  # the same module at its defaults
         "ceca": lambda: tl.CecaModule(channels=c),  # the same modules (timm's factory's ceca and ecam)
         "ecam": lambda: tl.EcaModule(channels=c, use_mlp=True),
+        "lcbam": lambda: LightCbamModule(c),  # the same module at its defaults
         "cbam": lambda: CbamModule(c, rd_ratio=1 / 16, spatial_kernel_size=7, mlp_bias=True),
         "gc": lambda: _timm_gc(tl, c),
         "non_local": lambda: tl.NonLocalAttn(c, use_scale=False, rd_ratio=1 / 2),

@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (each module registers itself)
     gct,
     ge,
     gltr,
+    lcbam,
     mhsa,
     non_local,
     non_local_st,
