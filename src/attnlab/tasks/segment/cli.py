@@ -15,7 +15,7 @@ from torch import nn
 from ..._files import atomic_write_text
 from ..base import TaskCLI, TaskData
 from .files import to_chw
-from .inputs import Picture, read_picture, tiff_header
+from .inputs import pick_channel, read_picture, tiff_header
 from .microscopy import normalize_percentiles
 from .outputs import DEFAULT_FORMATS, FORMATS, Segmented, csv_table, parse_formats, write_outputs
 from .predict import segment_image, to_model_channels
@@ -83,8 +83,9 @@ class SegmentCLI(TaskCLI):
         rows, tables = [], []
         for name in inputs:
             try:
-                if self._is_slide(Path(name), args):
-                    row, measured = self.segment_slide(model, Path(name), formats, folder, args)
+                header = self._slide_header(Path(name), args)
+                if header is not None:
+                    row, measured = self.segment_slide(model, Path(name), header, formats, folder, args)
                     rows.append(row)
                     tables += [{"image": Path(name).name, **r} for r in measured]
                     continue
@@ -109,7 +110,8 @@ class SegmentCLI(TaskCLI):
         cutoffs, device = task.cutoffs, next(model.parameters()).device
         classes, labels = [], []
         for plane in picture.planes:
-            x = torch.from_numpy(normalize_percentiles(self._channels(plane, picture)))[None].to(device)
+            chw = self._channels(plane, picture.path, picture.colour)
+            x = torch.from_numpy(normalize_percentiles(chw))[None].to(device)
             c, i = segment_image(
                 model,
                 x,
@@ -127,17 +129,18 @@ class SegmentCLI(TaskCLI):
         return Segmented(picture, np.stack(classes), stacked, task.scheme.names, task.scheme.mask_image)
 
     @staticmethod
-    def _is_slide(path: Path, args: Any) -> bool:
-        """A TIFF of one plane (YX or YXS) over ``SLIDE_PIXELS``, or any one-plane TIFF with ``--stream``."""
+    def _slide_header(path: Path, args: Any) -> tuple | None:
+        """``tiff_header`` of a TIFF of one plane (YX or YXS) over ``SLIDE_PIXELS``, or of any one-plane TIFF with
+        ``--stream``; None for an image read whole."""
         if path.suffix.lower() not in (".tif", ".tiff") or args.axes is not None:
-            return False
+            return None
         header = tiff_header(path)
         if header is None or header[1] not in ("YX", "YXS"):
-            return False
+            return None
         h, w = header[0][:2]
-        return args.stream or h * w > SLIDE_PIXELS
+        return header if args.stream or h * w > SLIDE_PIXELS else None
 
-    def segment_slide(self, model: nn.Module, path: Path, formats: list[str], folder: Path, args: Any):
+    def segment_slide(self, model: nn.Module, path: Path, header: tuple, formats: list[str], folder: Path, args: Any):
         """A whole slide block by block (``slide.py``), its per-object files streamed (``slide_outputs.py``):
         (the printed row, the objects' measurements)."""
         from .slide import open_slide, segment_slide, slide_input, slide_levels
@@ -149,16 +152,12 @@ class SegmentCLI(TaskCLI):
             print(f"{path}: a whole slide: {', '.join(skipped)} not written (the label image holds them)")
         array = open_slide(path)
         colour = array.ndim == 3 and array.shape[-1] in (3, 4)
-        pixel_size = args.pixel_size if args.pixel_size is not None else tiff_header(path)[2]
+        pixel_size = args.pixel_size if args.pixel_size is not None else header[2]
 
         def channels(raw: np.ndarray) -> np.ndarray:  # a window as read -> the model's channels (C, h, w)
             chw = to_chw(raw)[:3] if colour else to_chw(raw)
-            if args.channel is not None:
-                if not 0 <= args.channel < chw.shape[0]:
-                    raise ValueError(f"--channel: {path} has {chw.shape[0]} channel(s), got {args.channel}")
-                chw = chw[args.channel : args.channel + 1]
-            picture = Picture(path, chw[None], None, None, colour and args.channel is None)
-            return self._channels(chw, picture)
+            chw = pick_channel(chw[None], args.channel, str(path))[0]
+            return self._channels(chw, path, colour and args.channel is None)
 
         folder.mkdir(parents=True, exist_ok=True)
         names = task.scheme.names
@@ -198,16 +197,16 @@ class SegmentCLI(TaskCLI):
         row["seconds"] = round(result.seconds, 1)
         return {**row, **{f: str(p) for f, p in written.items() if f in formats}}, files.rows
 
-    def _channels(self, plane: np.ndarray, picture: Picture) -> np.ndarray:
+    def _channels(self, plane: np.ndarray, path: Path, colour: bool) -> np.ndarray:
         """A plane (C, H, W) with the model's channels: RGB averaged to grey for a one-channel model, else the
         channel ``--channel`` picks."""
         in_chans, channels = self.task.meta["in_chans"], plane.shape[0]
-        if channels != in_chans and in_chans == 1 and not picture.colour:
+        if channels != in_chans and in_chans == 1 and not colour:
             raise ValueError(
-                f"--channel: {picture.path} has {channels} channels and the model segments one; pick it with "
+                f"--channel: {path} has {channels} channels and the model segments one; pick it with "
                 f"--channel (0-{channels - 1})"
             )
-        return to_model_channels(plane, in_chans, picture.path)
+        return to_model_channels(plane, in_chans, path)
 
     @staticmethod
     def _row(name: str, result: Segmented, written: dict[str, Path]) -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .files import read_array
 
-__all__ = ["Picture", "read_picture", "parse_axes", "tiff_header", "AXES_LETTERS"]
+__all__ = ["Picture", "read_picture", "parse_axes", "pick_channel", "tiff_header", "AXES_LETTERS"]
 
 AXES_LETTERS = "TZCSYXIQ"  # time, depth, channel, RGB samples, rows, columns; I and Q: tifffile's unknown planes
 PLANE_AXES = "TZIQ"
@@ -146,7 +146,7 @@ def read_picture(
     planes = np.transpose(array, [axes.index(a) for a in order])  # (P?, C?, H, W)
     planes = planes if "C" in axes else planes[..., None, :, :]
     planes = planes if stacked else planes[None]  # (P, C, H, W)
-    planes = _pick_channel(planes[:, :3] if colour else planes, channel, where)
+    planes = pick_channel(planes[:, :3] if colour else planes, channel, where)
     plane_axis = ("Z" if stacked[0] in "IQ" else stacked[0]) if stacked else None
     size = pixel_size if pixel_size is not None else size
     return Picture(path, planes, plane_axis, size, colour and channel is None)
@@ -158,7 +158,7 @@ def _squeezed(array: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
     return array.reshape([array.shape[i] for i in keep]), "".join(axes[i] for i in keep)
 
 
-def _pick_channel(planes: np.ndarray, channel: int | None, where: str) -> np.ndarray:
+def pick_channel(planes: np.ndarray, channel: int | None, where: str) -> np.ndarray:
     channels = planes.shape[1]
     if channel is None:
         return planes

@@ -15,8 +15,9 @@ import numpy as np
 
 from .objects import Object
 
-__all__ = ["PROPERTIES", "measure_object", "measure_objects"]
+__all__ = ["PROPERTIES", "EMPTY_HEADER", "measure_object", "measure_objects"]
 
+EMPTY_HEADER = "label,area_px,centroid_x,centroid_y\n"  # the CSV of an image without objects: a header alone
 PROPERTIES = (
     "area",
     "perimeter",

@@ -24,6 +24,7 @@ import numpy as np
 from ..._files import atomic_write, atomic_write_text
 from ..._names import Registry
 from .inputs import Picture
+from .measure import EMPTY_HEADER, measure_objects
 from .objects import Object, objects_of
 from .shapes import CLASS_COLOURS, geojson_feature, write_geojson, write_rois
 
@@ -54,16 +55,18 @@ class Segmented:
     def stacked(self) -> bool:
         return self.picture.stack
 
-    def class_of(self, obj: Object) -> int:
-        """The object's class, 1…N: the most common among its pixels."""
-        classes = self.classes[obj.plane or 0][obj.box][obj.mask]
-        return int(np.bincount(classes, minlength=2)[1:].argmax()) + 1
+    @cached_property
+    def object_classes(self) -> dict[tuple[int | None, int], int]:
+        """(plane, label) -> the object's class, 1…N: the most common among its pixels."""
+        found = {}
+        for obj in self.objects:
+            classes = self.classes[obj.plane or 0][obj.box][obj.mask]
+            found[obj.plane, obj.label] = int(np.bincount(classes, minlength=2)[1:].argmax()) + 1
+        return found
 
     @cached_property
     def rows(self) -> list[dict]:
-        from .measure import measure_objects
-
-        names = {(o.plane, o.label): self.names[self.class_of(o) - 1] for o in self.objects}
+        names = {key: self.names[k - 1] for key, k in self.object_classes.items()}
         planes = self.picture.planes if self.stacked else self.picture.planes[0]
         return measure_objects(
             self.objects, planes, pixel_size=self.picture.pixel_size, classes=names if len(self.names) > 1 else None
@@ -142,7 +145,7 @@ def rois_zip(result: Segmented, folder: Path) -> Path:
 def geojson(result: Segmented, folder: Path) -> Path:
     features = []
     for obj in result.objects:
-        k = result.class_of(obj)
+        k = result.object_classes[obj.plane, obj.label]
         features.append(
             geojson_feature(
                 obj,
@@ -170,8 +173,7 @@ def csv_table(rows: list[dict]) -> str:
 @FORMATS.register("csv")
 def objects_csv(result: Segmented, folder: Path) -> Path:
     path = folder / f"{result.stem}_objects.csv"
-    header = ["label", "area_px", "centroid_x", "centroid_y"]  # an image without objects: the header alone
-    atomic_write_text(path, csv_table(result.rows) if result.rows else ",".join(header) + "\n")
+    atomic_write_text(path, csv_table(result.rows) if result.rows else EMPTY_HEADER)
     return path
 
 

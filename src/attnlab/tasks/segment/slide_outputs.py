@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import to_chw
-from .measure import measure_object
+from .measure import EMPTY_HEADER, measure_object
 from .objects import Object
 from .shapes import geojson_feature, imagej_roi, roi_name
 
@@ -78,7 +78,7 @@ class SlideFiles:
             self.geojson.close()
         if self.csv_file is not None:
             if self.csv_writer is None:  # no object: the header alone
-                self.csv_file.write("label,area_px,centroid_x,centroid_y\n")
+                self.csv_file.write(EMPTY_HEADER)
             self.csv_file.close()
         for name, partial in self.partial.items():
             final = partial.with_name(partial.name.removesuffix(".partial"))
