@@ -93,8 +93,9 @@ def fit_cutoffs(
             best = c
     objects = sum(int((np.unique(t) > 0).sum()) for t in truths)
     gain, noise = score(best)[0] - score(start)[0], noise_of(score(start)[0], objects)
+    chosen = best if gain > noise else start
     record = {
-        "cutoffs": (best if gain > noise else start).to_dict(),
+        "cutoffs": chosen.to_dict(),
         "best_on_validation": best.to_dict(),
         "val_f1_default": score(start)[0],
         "val_f1_fitted": score(best)[0],
@@ -102,11 +103,11 @@ def fit_cutoffs(
         "val_f1_mean_fitted": score(best)[1],
         "val_objects": objects,
         "noise": noise,
-        "kept_defaults": not gain > noise,
+        "kept_defaults": chosen is start,
         "tried": len(memo),
         "fixed": sorted(fixed),
     }
-    return (best if gain > noise else start), record
+    return chosen, record
 
 
 def noise_of(f1: float, objects: int) -> float:
