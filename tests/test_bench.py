@@ -60,24 +60,22 @@ def test_module_benchmark_table_pairs_attnlab_with_timm():
     assert "95 % confidence interval" in table and table.count("\n| `") == 2
 
 
-# the modules bench/modules.py times against timm's, at the bench's default width 256, and SE at 64
-TIMMS_AT_256 = ("se", "eca", "ese", "ceca", "ecam", "lcbam", "cbam", "gc", "non_local", "sk", "splat", "coord")
+# the modules bench/modules.py times against timm's, at the bench's default width 256, and SE at 64, SK at 1024
+TIMMS_AT_256 = ("se", "eca", "ese", "ceca", "ecam", "lcbam", "cbam", "gc", "gca", "non_local", "bat", "sk", "splat")
+TIMMS_AT_256 += ("coord", "scoord", "ela", "strip", "sra", "lambda", "halo")
 
 
-@pytest.mark.parametrize(
-    ("name", "channels"),
-    [
-        *(
-            (n, 256)
-            for n in ("se", "eca", "ese", "ceca", "ecam", "lcbam", "cbam", "gc", "non_local", "sk", "splat", "coord")
-        ),
-        ("se", 64),
-        ("sk", 1024),
-    ],
-)
+def test_every_timm_counterpart_of_the_bench_is_checked():
+    pytest.importorskip("timm")
+    from attnlab.bench import modules
+
+    assert set(modules.timm_counterparts(256)) == set(TIMMS_AT_256)
+
+
+@pytest.mark.parametrize(("name", "channels"), [*((n, 256) for n in TIMMS_AT_256), ("se", 64), ("sk", 1024)])
 def test_module_benchmark_times_timm_modules_that_compute_what_attnlabs_compute(name, channels):
     pytest.importorskip("timm")
-    from test_reference_timm import copy_to_timm, randomize
+    from test_reference_timm import copy_to_timm, randomize, same_dropout_masks, timm_size
 
     from attnlab.bench import modules
 
@@ -87,7 +85,8 @@ def test_module_benchmark_times_timm_modules_that_compute_what_attnlabs_compute(
     torch.manual_seed(0)
     ours, theirs = attnlab.create_attention(name, channels).double(), makers[name]().double()
     copy_to_timm(name, randomize(ours), theirs)
-    x = torch.randn(2, channels, 7, 5, dtype=torch.float64)
+    same_dropout_masks(ours, theirs)
+    x = torch.randn(2, channels, *timm_size(name, {}, (7, 5)), dtype=torch.float64)
     for train in (False, True):
         ours.train(train), theirs.train(train)
         with torch.no_grad():

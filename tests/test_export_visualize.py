@@ -85,10 +85,20 @@ def test_hooks_capture_a_spatial_map_where_the_module_has_one(name):
         "srm",
         "fca",
         "gc",
+        "gca",
         "a2",
         "cc",
         "sk",
         "splat",
+        "halo",  # (B, heads, blocks_y, blocks_x, b², window²): each block's window weights, no map of H×W
+        "bat",  # the s×s transforms between row (column) bins, (B, k, s·s)
+        "dynconv",  # the softmax over the K kernels, (B, K)
+        "stn",  # the affine θ, (B, 2, 3)
+        "epsa",  # softmax over the scales, (B, 4, C/4, 1, 1)
+        "encnet",
+        "soca",
+        "dia",
+        "outlook",  # (B, heads, h, w, k², k²): each window's weights, no map of H×W
         "tam",
         "gltr",
     }

@@ -256,6 +256,19 @@ def test_load_skips_fc_and_stem_when_they_differ(tmp_path):
     torch.testing.assert_close(m.layer3[1].conv2.weight, tv.layer3[1].conv2.weight)
 
 
+@pytest.mark.parametrize("prefix", ["module.", "model."])
+def test_load_unwraps_ddp_and_checkpoint_prefixes(prefix, tmp_path):
+    """DDP's ``module.`` and a checkpoint's ``model.`` (an attnlab run's best.safetensors) are unwrapped."""
+    from safetensors.torch import save_file
+
+    tv = torchvision.models.resnet18()
+    path = tmp_path / "wrapped.safetensors"
+    save_file({prefix + k: v for k, v in tv.state_dict().items()}, path)
+    m = attnlab.create_model("resnet18", attention="se")
+    assert all("attn" in k.split(".") for k in load_torchvision_weights(m, path))
+    torch.testing.assert_close(m.layer2[1].conv1.weight, tv.layer2[1].conv1.weight)
+
+
 def test_load_adapts_a_stem_that_differs_in_its_input_channels_only():
     tv = torchvision.models.resnet18()
     gray = attnlab.create_model("resnet18", num_classes=10, in_chans=1)

@@ -22,11 +22,14 @@ from attnlab.layers.eca import eca_kernel_size
 
 tl = pytest.importorskip("timm.layers")
 from timm.layers.cbam import CbamModule, LightCbamModule  # noqa: E402  (after the skip: timm is a dev extra)
+from timm.layers.halo_attn import HaloAttn  # noqa: E402
+from timm.layers.lambda_layer import LambdaLayer  # noqa: E402
+from timm.layers.non_local_attn import BatNonLocalAttn  # noqa: E402
 
 try:  # timm >= 1.0.20
-    from timm.layers.coord_attn import CoordAttn
+    from timm.layers.coord_attn import CoordAttn, EfficientLocalAttn, SimpleCoordAttn, StripAttn
 except ImportError:  # pragma: no cover
-    CoordAttn = None
+    CoordAttn = EfficientLocalAttn = SimpleCoordAttn = StripAttn = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -84,6 +87,46 @@ def twin_gc(channels, *, reduction=16):
     m = tl.GlobalContext(channels, fuse_add=True, fuse_scale=False, rd_channels=int(channels // reduction))
     m.mlp_add.norm.eps = 1e-5
     return m
+
+
+def twin_gca(channels, *, reduction=8):
+    # the same module: timm's factory's gca (attnlab's gca is gc at timm's defaults: r = 8 rounded, eps 1e-6)
+    return tl.GlobalContext(channels, fuse_add=True, fuse_scale=False, rd_ratio=1 / reduction)
+
+
+def twin_scoord(channels, *, reduction=4):  # the same module: timm's SimpleCoordAttn, rd_ratio = 1/r
+    return SimpleCoordAttn(channels, rd_ratio=1 / reduction)
+
+
+def twin_ela(channels, *, kernel_size=7):  # the same module: timm's EfficientLocalAttn
+    return EfficientLocalAttn(channels, kernel_size=kernel_size)
+
+
+def twin_strip(channels, *, kernel_size=3):  # the same module: timm's StripAttn
+    return StripAttn(channels, kernel_size=kernel_size)
+
+
+def twin_lambda(channels, *, stride=1, num_heads=4, dim_head=16, r=9):
+    # the same module: timm's LambdaLayer with its lambda convolution (attnlab's keys are timm's)
+    return LambdaLayer(channels, stride=stride, num_heads=num_heads, dim_head=dim_head, r=r)
+
+
+def twin_halo(channels, *, stride=1, num_heads=8, dim_head=None, block_size=8, halo_size=3, avg_down=False):
+    # the same module (attnlab's keys are timm's); timm takes only H, W multiples of block_size: see timm_size
+    return HaloAttn(channels, None, None, stride, num_heads, dim_head, block_size, halo_size, avg_down=avg_down)
+
+
+def twin_bat(channels, *, reduction=2, block_size=7, groups=4, drop_rate=0.2, bias=True):
+    # timm's BatNonLocalAttn given the official code's widths (C' = C/r, k groups). Its 1×1 convs before the BNs
+    # have no bias, the official code's (attnlab's default) have one: given one here; the forward is timm's.
+    inter = max(1, int(channels // reduction))
+    m = BatNonLocalAttn(channels, block_size=block_size, groups=groups, rd_channels=inter, drop_rate=drop_rate)
+    for conv in (m.conv1.conv, m.ba.conv1.conv, m.ba.conv2.conv, m.conv2.conv) if bias else ():
+        conv.bias = nn.Parameter(torch.zeros(conv.out_channels))
+    return m
+
+
+BAT_BLOCKS = (("conv1", "conv1"), ("reduce", "ba.conv1"), ("transform", "ba.conv2"), ("conv2", "conv2"))
 
 
 def twin_non_local(channels, *, inter_channels=None):
@@ -159,6 +202,15 @@ def twin_ge(channels, *, extent=8, extra_params=True, use_mlp=True, reduction=16
     return m
 
 
+def twin_sra(channels, *, num_heads=2, sr_ratio=4, qkv_bias=True):
+    # timm's pvt_v2.Attention is the official SegFormer/PVTv2 Attention (q, kv, sr, norm, proj) on tokens: run on maps
+    from timm.models.pvt_v2 import Attention as PvtAttention
+
+    from attnlab.layers.sra import TokensOnMap
+
+    return TokensOnMap(PvtAttention(channels, num_heads=num_heads, sr_ratio=sr_ratio, qkv_bias=qkv_bias))
+
+
 TWINS = {
     "se": twin_se,
     "eca": twin_eca,
@@ -168,14 +220,23 @@ TWINS = {
     "lcbam": twin_lcbam,
     "cbam": twin_cbam,
     "gc": twin_gc,
+    "gca": twin_gca,
+    "scoord": twin_scoord,
+    "ela": twin_ela,
+    "strip": twin_strip,
+    "lambda": twin_lambda,
+    "halo": twin_halo,
+    "bat": twin_bat,
     "non_local": twin_non_local,
     "sk": twin_sk,
     "splat": twin_splat,
     "coord": twin_coord,
     "ge": twin_ge,
+    "sra": twin_sra,
 }
 if CoordAttn is None:  # pragma: no cover
-    del TWINS["coord"]
+    for _name in ("coord", "scoord", "ela", "strip"):
+        del TWINS[_name]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -206,6 +267,18 @@ MODULE_MAPS = {
         "transform.1": "mlp_add.norm",  # LayerNorm over (C/r, 1, 1) = timm's LayerNorm2d over C/r: (C/r,1,1) = (C/r,)
         "transform.3": "mlp_add.fc2",
     },
+    "gca": lambda m: MODULE_MAPS["gc"](m),  # gc's layers
+    "scoord": lambda m: {k: k for k in ("fc1", "fc_h", "fc_w")},
+    "ela": lambda m: {k: k for k in ("conv_h", "conv_w", "norm_h", "norm_w")},
+    "strip": lambda m: {k: k for k in ("conv_h", "conv_w")},
+    "lambda": lambda m: {k: k for k in ("qkv", "norm_q", "norm_v", "conv_lambda")},
+    "halo": lambda m: {k: k for k in ("q", "kv", "pos_embed")},
+    # attnlab's conv-BN-ReLU sequences (conv at 0, BN at 1) are timm's ConvNormAct (conv, bn): see BAT_BLOCKS
+    "bat": lambda m: {
+        **{f"{ours}.{i}": f"{theirs}.{part}" for ours, theirs in BAT_BLOCKS for i, part in enumerate(("conv", "bn"))},
+        "conv_p": "ba.conv_p",
+        "conv_q": "ba.conv_q",
+    },
     # attnlab packs θ, φ, g in one 1×1 conv (qkv): timm's t, p, g stacked
     "non_local": lambda m: {"attn.qkv": ("t", "p", "g"), "attn.proj": "z", "bn": "norm"},
     "sk": lambda m: {
@@ -217,6 +290,7 @@ MODULE_MAPS = {
     },
     "splat": lambda m: {k: k for k in ("conv", "bn0", "fc1", "bn1", "fc2")},
     "coord": lambda m: {k: k for k in ("conv1", "bn1", "conv_h", "conv_w")},
+    "sra": lambda m: {k: f"attn.{k}" for k in ("q", "kv", "proj", *(("sr", "norm") if m.sr_ratio > 1 else ()))},
     # attnlab's gather is conv, BN, (ReLU, conv, BN)…: conv i at index 3i, its BN at 3i + 1
     "ge": lambda m: {
         **{
@@ -335,6 +409,31 @@ CASES = [
     ("gc", 64, {}),
     ("gc", 256, {}),
     ("gc", 96, {"reduction": 4}),
+    ("gca", 64, {}),
+    ("gca", 256, {}),
+    ("gca", 20, {}),  # d = round(2.5) = 3
+    ("gca", 96, {"reduction": 16}),
+    ("scoord", 64, {}),
+    ("scoord", 256, {}),
+    ("scoord", 20, {}),  # d = 8, the least
+    ("scoord", 96, {"reduction": 2}),
+    ("ela", 64, {}),
+    ("ela", 256, {}),
+    ("ela", 96, {"kernel_size": 5}),
+    ("strip", 64, {}),
+    ("strip", 256, {}),
+    ("strip", 96, {"kernel_size": 5}),
+    ("lambda", 64, {}),
+    ("lambda", 256, {}),
+    ("lambda", 64, {"stride": 2, "num_heads": 2, "dim_head": 8, "r": 5}),
+    ("halo", 64, {}),
+    ("halo", 256, {}),
+    ("halo", 64, {"stride": 2}),  # strided queries: blocks of 4 queries, windows of 14 keys
+    ("halo", 64, {"stride": 2, "avg_down": True, "num_heads": 4, "dim_head": 8, "block_size": 4, "halo_size": 1}),
+    ("bat", 64, {}),
+    ("bat", 256, {}),
+    ("bat", 256, {"reduction": 4, "groups": 2, "bias": False}),  # timm's defaults
+    ("bat", 96, {"block_size": 4, "groups": 2, "drop_rate": 0.5}),
     ("non_local", 64, {}),
     ("non_local", 256, {}),
     ("non_local", 96, {"inter_channels": 24}),
@@ -353,6 +452,10 @@ CASES = [
     ("ge", 64, {"extent": 4, "extra_params": False}),  # GE-θ⁻: average pooling 7×7, stride 4
     ("ge", 64, {"extent": 0, "extra_params": False}),  # global: SE
     ("ge", 64, {"extent": 8, "extra_params": False, "use_mlp": False}),  # parameter-free
+    ("sra", 64, {}),  # MiT stage 2: 2 heads, R = 4 (7×5: ⌊7/4⌋×⌊5/4⌋ = 1 key, as the official's floor)
+    ("sra", 256, {}),
+    ("sra", 80, {"num_heads": 5, "sr_ratio": 2}),  # stage 3's (7×5: 3×2 keys, the last row left out as the official)
+    ("sra", 96, {"num_heads": 8, "sr_ratio": 1, "qkv_bias": False}),  # stage 4: no reduction
 ]
 CASES = [c for c in CASES if c[0] in TWINS]
 
@@ -370,7 +473,37 @@ def build_pair(name, channels, kwargs, direction, dtype):
         copy_to_timm(name, randomize(ours), theirs)
     else:
         copy_to_attnlab(name, randomize(theirs), ours)
+    same_dropout_masks(ours, theirs)
     return ours, theirs
+
+
+def same_dropout_masks(*modules, seed=0):
+    """Every dropout of ``modules`` draws its mask from ``seed`` (BAT's Dropout2d in training): the same masks in
+    each (they depend on the shape, not the dtype). Deep copies keep the hooks."""
+
+    def reseed(module, args):
+        torch.manual_seed(seed)
+
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.register_forward_pre_hook(reseed)
+
+
+# timm's HaloAttn and BatNonLocalAttn take only H, W multiples of their block, and timm's stride-2 average pools
+# floor odd sizes (attnlab's round up, as a stride-2 conv): those are compared at the next sizes timm takes
+TIMM_MULTIPLES = {"halo": 8, "bat": 7, "lambda": 1}
+
+
+def timm_size(name, kwargs, hw):
+    if name not in TIMM_MULTIPLES:
+        return hw
+    m = math.lcm(kwargs.get("block_size", TIMM_MULTIPLES[name]), kwargs.get("stride", 1))
+    return tuple(-(-s // m) * m for s in hw)
+
+
+# λ's and BAT's weight gradients sum thousands of products (~10³ in size): compared relative to their size too
+RTOL = {"lambda": 1e-12, "bat": 1e-12}
 
 
 def test_every_timm_module_of_the_zoo_is_compared():
@@ -384,10 +517,10 @@ def test_every_timm_module_of_the_zoo_is_compared():
 def test_equals_timm_with_copied_weights(case, direction, hw):
     name, channels, kwargs = case
     ours, theirs = build_pair(name, channels, kwargs, direction, torch.float64)
-    x = torch.randn(2, channels, *hw, dtype=torch.float64)
+    x = torch.randn(2, channels, *timm_size(name, kwargs, hw), dtype=torch.float64)
     for train in (False, True):  # eval first: the training-mode pass then checks both updates of the BN statistics
         ours.train(train), theirs.train(train)
-        assert_same(name, ours, theirs, x, atol=1e-12)
+        assert_same(name, ours, theirs, x, atol=1e-12, rtol=RTOL.get(name, 0.0))
         ours.zero_grad(), theirs.zero_grad()
 
 
@@ -397,7 +530,7 @@ def test_defaults_in_float32_are_as_close_to_float64_as_timms(name):
     another order) no further from the float64 result than twice timm's float32 error (flash-attention's rule)."""
     ours, theirs = build_pair(name, 256, {}, "attnlab->timm", torch.float32)
     ref = copy.deepcopy(theirs).double()
-    x = torch.randn(2, 256, 13, 22)
+    x = torch.randn(2, 256, *timm_size(name, {}, (13, 22)))
     for train in (False, True):
         for m in (ours, theirs, ref):
             m.train(train)

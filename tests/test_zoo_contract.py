@@ -54,6 +54,22 @@ def test_at_least_the_twenty_modules_of_the_issue():
     assert expected <= set(NAMES)
 
 
+# timm's attention factory (timm/layers/create_attn.py, timm 1.0.31) -> attnlab's name for the same module
+TIMM_FACTORY = {"nl": "non_local", "bottleneck": "mhsa"} | {
+    n: n
+    for n in (
+        "se", "ese", "eca", "ecam", "ceca", "ge", "gc", "gca", "cbam", "lcbam", "coord", "scoord", "ela", "strip",
+        "sk", "splat", "lambda", "halo", "bat",
+    )
+}  # fmt: skip
+
+
+def test_at_least_fifty_modules_in_the_six_categories_with_all_of_timms_factory():
+    assert len(NAMES) >= 50
+    assert {attnlab.attention_info(n).category for n in NAMES} == set(CATEGORIES)
+    assert set(TIMM_FACTORY.values()) <= set(NAMES)
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("hw", [(1, 1), (5, 3), (8, 8), (2, 9)])
 def test_shape_and_finite_at_any_size(name, hw):

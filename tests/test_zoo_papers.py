@@ -29,6 +29,16 @@ PARAMS_AT_256 = {
     # eSEModule's nn.Conv2d(channel, channel, kernel_size=1, padding=0)
     "ese": C * C + C,
     "ceca": 5,  # timm's CecaModule: k = max(ψ(256), 3) = 5, no bias
+    # MenghaoGuo/EANet, model_torch.py, External_attention: conv1 (bias), linear_0, linear_1 (S = 64), conv2, BN
+    "external": 2 * C * C + C + 2 * 64 * C + 2 * C,
+    # zhanghang1989/PyTorch-Encoding, encoding/models/sseg/encnet.py, EncModule (se_loss's selayer left out):
+    # bias-free 1×1 conv + BN, Encoding's K = 32 codewords + scales, BN over K, the FC C -> C
+    "encnet": C * C + 2 * C + 32 * C + 32 + 2 * 32 + C * C + C,
+    "soca": 2 * C * r16 + r16 + C,  # daitao/SAN, TrainCode/model/san.py, SOCA's conv_du (reduction 16)
+    # gbup-group/DIANet, models/cifar/dia_resnet.py, LSTMCell(C, C, 1): two small_cells C -> C/4 -> 4C
+    "dia": 2 * (C * 64 + 64 + 64 * 4 * C + 4 * C),
+    # Andrew-Qibin/SPNet, models/resnet.py, SPBlock(C, C): 3×1 and 1×3 convs + BNs, 1×1 conv with bias
+    "strip_pool": 2 * 3 * C * C + 4 * C + C * C + C,
     "lcbam": 2 * C * r16 + 49 + 2,  # timm's LightCbamModule: bias-free MLP, bias-free 7×7 conv, BN
     "ecam": 2 * 32 + 5 * 32 + 1,  # timm's EcaModule(use_mlp=True): d = 256/8 = 32; 1×1 conv 1 -> d, k-wide d -> 1
     "gct": 3 * C,  # α, γ, β
@@ -37,8 +47,47 @@ PARAMS_AT_256 = {
     "ge": 3 * 9 * C + 3 * 2 * C + 2 * C * r16 + r16 + C,  # 3 depth-wise convs + BNs (extent 8), MLP
     "non_local": 3 * (C * 128 + 128) + 128 * C + C + 2 * C,  # θ, φ, g, W_z, BN
     "gc": C + 1 + C * r16 + r16 + 2 * r16 + r16 * C + C,  # W_k, W_v1, LayerNorm, W_v2
+    # timm, layers/global_context.py, GlobalContext(fuse_add=True, fuse_scale=False): d = 256/8 = 32
+    "gca": C + 1 + C * 32 + 32 + 2 * 32 + 32 * C + C,
+    # timm, layers/coord_attn.py, SimpleCoordAttn: d = make_divisible(256/4 · 2/3 = 42.7, 8) = 40; fc1, fc_h, fc_w
+    "scoord": C * 40 + 40 + 2 * (40 * C + C),
+    "ela": 2 * 7 * C + 2 * 2 * C,  # timm, layers/coord_attn.py, EfficientLocalAttn: 2 depth-wise k = 7 convs, 2 GNs
+    "strip": 2 * 3 * C,  # timm, layers/coord_attn.py, StripAttn: 2 bias-free depth-wise k = 3 convs
     "cc": 2 * (C * 32 + 32) + C * C + C + 1,  # Q, K, V, γ
     "mhsa": 3 * C * C + 2 * (2 * 64 - 1) * (C // 4),  # q, k, v; relative tables (max_size 64)
+    # timm, layers/lambda_layer.py, LambdaLayer(256): qkv (h·k + k + v, v = 64), norm_q, norm_v, the r = 9 Conv3d
+    "lambda": C * (4 * 16 + 16 + 64) + 2 * 64 + 2 * 64 + 16 * 81 + 16,
+    # timm, layers/halo_attn.py, HaloAttn(256): q, kv (d = d_v = 32), height_rel, width_rel (2·14 − 1, 32)
+    "halo": C * C + C * 2 * C + 2 * 27 * 32,
+    # BA-Transform/BAT-Image-Classification, model_zoo/non_local.py, BATBlock(256) (r = 2, s = 7, k = 4): conv1 + BN,
+    # BATransform's conv1 + BN, conv_p, conv_q, conv2 + BN, then conv2 + BN; every conv with a bias
+    "bat": (C * 128 + 128 + 2 * 128)
+    + (128 * 4 + 4 + 2 * 4)
+    + 2 * (49 * 4 * 4 * 7 + 49 * 4)
+    + (128 * 128 + 128 + 2 * 128)
+    + (128 * C + C + 2 * C),
+    # Visual-Attention-Network/VAN-Classification, models/van.py, Attention(256): proj_1, LKA (5×5 DW, 7×7 DW d 3,
+    # 1×1), proj_2, all biased
+    "lka": 3 * (C * C + C) + (25 * C + C) + (49 * C + C),
+    # MCG-NKU/SCNet, scnet.py, SCBottleneck's k1 + SCConv(128, 128) (k2, k3, k4): four bias-free 3×3 convs + BNs
+    "scconv": 4 * (9 * (C // 2) ** 2 + 2 * (C // 2)),
+    # kaijieshi7/Dynamic-convolution-Pytorch, dynamic_conv.py, Dynamic_conv2d(256, 256, 3, bias=False, K=4) with the
+    # paper's hidden width C/4 (the code's int(C/4) + 1), + the BN after it
+    "dynconv": 4 * 9 * C * C + C * 64 + 64 * 4 + 4 + 2 * C,
+    # PyTorch STN tutorial's fc_loc (Linear(·, 32), ReLU, Linear(32, 6)) on a 4×4 adaptive pool of C channels
+    "stn": 16 * C * 32 + 32 + 32 * 6 + 6,
+    # MenghaoGuo/Awesome-Vision-Attentions, code/spatial_attentions/attention_augmented_module.py, AugmentedConv
+    # (conv_out, qkv_conv, attn_out, biased) at dk = 160 (20 per head), dv = 24, Nh = 8; learned tables
+    # (2·64 − 1, 20) ×2; the BN
+    "aa": 9 * C * (C - 24) + (C - 24) + C * 344 + 344 + 24 * 24 + 24 + 2 * 127 * 20 + 2 * C,
+    # YOLOonMe/EMA-attention-module, EMA_attention_module, EMA(256): G = 32, c = 8; conv1x1, conv3x3 (biases), GN
+    "ema": (8 * 8 + 8) + (9 * 8 * 8 + 8) + 2 * 8,
+    # sail-sg/volo, models/volo.py, OutlookAttention(256, 8 heads) (v bias-free; attn, proj with biases) + the
+    # Outlooker's norm1 LayerNorm: n = 256/32 = 8 heads, k = 3
+    "outlook": 2 * C + C * C + (C * 81 * 8 + 81 * 8) + (C * C + C),
+    # csrhddlam/axial-deeplab, lib/models/axialnet.py, AxialAttention(256, 256, groups=8, kernel_size=56) twice
+    # (height, width): qkv_transform, bn_qkv, bn_similarity, bn_output, relative (2·32, 2·56 − 1)
+    "axial": 2 * (2 * C * C + 4 * C + 6 * 8 + 4 * C + 2 * 32 * 111),
     "a2": C * (64 + 2 * 64) + 3 * 64 + 64 * C + C,  # φ, θ, ρ (c_m = c_n = C/4), W_z
     "cbam": 2 * C * r16 + r16 + C + 2 * 49 + 2,  # shared MLP, 7×7 conv, BN
     "bam": (2 * C * r16 + 3 * r16 + C) + (C * r16 + 18 * r16 * r16 + 10 * r16 + 1),
@@ -54,6 +103,33 @@ PARAMS_AT_256 = {
     "gltr": C * 64 + 64 + 3 * 3 * 64 * 64 + 3 * (C * 128 + 128) + 128 * C + C + 2 * C,
     "non_local_st": 3 * (C * 128 + 128) + 128 * C + C + 2 * C,  # as non_local: θ, φ, g, W_z, BN
     "splat": 9 * C * 2 * C // 2 + 2 * 2 * C + C * 128 + 128 + 2 * 128 + 128 * 2 * C + 2 * C,  # inter 128
+    # NVlabs/SegFormer, mmseg/models/backbones/mix_transformer.py, Attention(C, 2 heads, qkv_bias, sr_ratio=4):
+    # q, kv, proj Linear with biases; sr 4×4 conv stride 4 with bias; LayerNorm
+    "sra": 4 * C * C + 4 * C + 16 * C * C + C + 2 * C,
+    # Gsunshine/Enjoy-Hamburger, seg/HamNet/hamburger/burger.py, HamburgerV1 (D = C): lower bread conv with bias,
+    # upper bread conv without + BN; ham.py's NMF2D bases are a buffer
+    "ham": C * C + C + C * C + 2 * C,
+    # HRNet/HRNet-Semantic-Segmentation, lib/models/seg_hrnet_ocr.py: aux_head (K = 19), SpatialOCR_Module's
+    # ObjectAttentionBlock2D (f_pixel, f_object, f_down, f_up; key C/2) and conv_bn_dropout (2C -> C)
+    "ocr": (C * C + 3 * C + C * 19 + 19)
+    + 2 * (C * 128 + 128 * 128 + 4 * 128)
+    + (C * 128 + 256)
+    + (128 * C + 2 * C)
+    + (2 * C * C + 2 * C),
+    "shuffle": 6 * (C // 128),  # wofmanaf/SA-Net, models/sa_resnet.py, sa_layer(C, 64): 4 c-vectors, GN; c = C/128
+    "sge": 2 * 64,  # implus/PytorchInsight, classification/models/imagenet/resnet_sge.py, SpatialGroupEnhance(64)
+    # DeLightCMU/PSA, semantic-segmentation/network/PSA.py, PSA_p: W_q C -> 1; W_v, W_z, W_q', W_v' C·C/2 each
+    "psa": C + 4 * C * (C // 2),
+    # murufeng/EPSANet, models/epsanet.py, PSAModule: k² C (C/4) / G for (3, 1), (5, 4), (7, 8), (9, 16), bias-free;
+    # models/SE_weight_module.py, SEWeightModule(C/4): 64 -> 4 -> 64 with biases
+    "epsa": sum(k * k * C * (C // 4) // g for k, g in ((3, 1), (5, 4), (7, 8), (9, 16))) + 2 * 64 * 4 + 4 + 64,
+    # JDAI-CV/CoTNet, models/cotnet.py, CotLayer(C, 3): key conv (4 groups) + BN; embed 2C -> C/2 + BN -> 9C/8 (bias)
+    # + GroupNorm; 1×1 value conv + BN; BN; SE C -> 128 (bias) + BN -> 2C (bias)
+    "cot": (9 * C * C // 4 + 2 * C)
+    + (2 * C * C // 2 + C + (C // 2) * (9 * C // 8) + 9 * C // 8 + 2 * 9 * C // 8)
+    + (C * C + 2 * C)
+    + 2 * C
+    + (C * 128 + 128 + 2 * 128 + 128 * 2 * C + 2 * C),
 }
 
 
@@ -380,7 +456,7 @@ def test_duplicate_registration_is_refused():
 
 
 def test_categories_filter_and_are_checked():
-    assert set(attnlab.list_attentions("branch")) == {"sk", "splat"}
+    assert set(attnlab.list_attentions("branch")) == {"sk", "splat", "epsa", "dynconv"}
     assert "cbam" in attnlab.list_attentions("channel_spatial") and "cbam" not in attnlab.list_attentions("channel")
     with pytest.raises(ValueError, match="category"):
         attnlab.list_attentions("chanel")

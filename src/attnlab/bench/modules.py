@@ -28,11 +28,31 @@ def _timm_gc(tl, channels: int) -> nn.Module:
     return m
 
 
+def _timm_sra(channels: int) -> nn.Module:
+    from timm.models.pvt_v2 import Attention
+
+    from ..layers.sra import TokensOnMap
+
+    return TokensOnMap(Attention(channels, num_heads=2, sr_ratio=4))
+
+
+def _timm_bat(channels: int) -> nn.Module:
+    """timm's BatNonLocalAttn as the official BATBlock: C' = C/2, 4 groups, biases on the 1×1 convs before the BNs."""
+    from timm.layers.non_local_attn import BatNonLocalAttn
+
+    m = BatNonLocalAttn(channels, groups=4, rd_channels=channels // 2)
+    for conv in (m.conv1.conv, m.ba.conv1.conv, m.ba.conv2.conv, m.conv2.conv):
+        conv.bias = nn.Parameter(torch.zeros(conv.out_channels))
+    return m
+
+
 def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
     """timm's modules configured as attnlab's defaults (the papers'); empty without timm."""
     try:
         from timm import layers as tl
         from timm.layers.cbam import CbamModule, LightCbamModule
+        from timm.layers.halo_attn import HaloAttn
+        from timm.layers.lambda_layer import LambdaLayer
     except ImportError:
         return {}
     c = channels
@@ -45,18 +65,37 @@ def timm_counterparts(channels: int) -> dict[str, Callable[[], nn.Module]]:
         "lcbam": lambda: LightCbamModule(c),  # the same module at its defaults
         "cbam": lambda: CbamModule(c, rd_ratio=1 / 16, spatial_kernel_size=7, mlp_bias=True),
         "gc": lambda: _timm_gc(tl, c),
+        "gca": lambda: tl.GlobalContext(c, fuse_add=True, fuse_scale=False),  # timm's factory's gca: the same module
         "non_local": lambda: tl.NonLocalAttn(c, use_scale=False, rd_ratio=1 / 2),
+        "lambda": lambda: LambdaLayer(c),  # the same modules at their defaults (timm's factory's lambda and halo;
+        "halo": lambda: HaloAttn(c),  # timm's HaloAttn takes H, W multiples of 8 only: none at the default 28×28)
+        "bat": lambda: _timm_bat(c),
         # paper: G = 32 groups, d = max(C/16, 32), full input to every branch
         "sk": lambda: tl.SelectiveKernel(c, c, groups=32, rd_channels=max(32, c // 16), split_input=False),
         "splat": lambda: tl.SplitAttn(c, c, radix=2, rd_ratio=0.25, norm_layer=nn.BatchNorm2d),
+        # the official SegFormer Attention (pvt_v2's in timm) on tokens, MiT stage 2: 2 heads, sr_ratio 4
+        "sra": lambda: _timm_sra(c),
     }
     try:  # timm >= 1.0.20
-        from timm.layers.coord_attn import CoordAttn
+        from timm.layers.coord_attn import CoordAttn, EfficientLocalAttn, SimpleCoordAttn, StripAttn
 
         makers["coord"] = lambda: CoordAttn(c, rd_channels=max(8, c // 32), bias=True)  # the paper's mip
+        makers["scoord"] = lambda: SimpleCoordAttn(c)  # the same modules at their defaults (timm's factory's)
+        makers["ela"] = lambda: EfficientLocalAttn(c)
+        makers["strip"] = lambda: StripAttn(c)
     except ImportError:
         pass
     return makers
+
+
+def _takes(m: nn.Module, x: torch.Tensor) -> bool:
+    """Whether timm's module runs on x (its HaloAttn asserts H, W multiples of its block): not timed otherwise."""
+    try:
+        with torch.no_grad():
+            m(x)  # the whole batch: a batch of one fails the BN of a module in training mode (SK's)
+    except AssertionError:
+        return False
+    return True
 
 
 def _step(m: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
@@ -77,8 +116,9 @@ def run(names: Sequence[str], *, shape: tuple[int, int, int, int], rounds: int) 
     for name in names:
         clip = {"num_frames": shape[0]} if attention_info(name).per_frame else {}  # temporal: the batch is one clip
         fns = {"identity": identity, "attnlab": _step(create_attention(name, shape[1], **clip).train(), x, grad)}
-        if name in timm_makers:
-            fns["timm"] = _step(timm_makers[name]().train(), x, grad)
+        theirs = timm_makers[name]().train() if name in timm_makers else None
+        if theirs is not None and _takes(theirs, x):
+            fns["timm"] = _step(theirs, x, grad)
         t = interleaved_samples(fns, torch.device("cpu"), rounds=rounds, warmup=2)
         rows.append(
             {

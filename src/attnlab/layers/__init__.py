@@ -1,36 +1,12 @@
 """Attention layers: multi-head attention, self-attention over feature maps, the visual-attention zoo.
 
-Importing this package registers every zoo module (one paper per file) with ``registry``.
+Importing this package imports every file in it, so each zoo module (one paper per file) registers itself with
+``registry``.
 """
 
-from . import (  # noqa: F401  (each module registers itself)
-    a2,
-    bam,
-    cbam,
-    cc,
-    coord,
-    danet,
-    eca,
-    eca_variants,
-    ese,
-    fca,
-    gc,
-    gct,
-    ge,
-    gltr,
-    lcbam,
-    mhsa,
-    non_local,
-    non_local_st,
-    scse,
-    se,
-    simam,
-    sk,
-    splat,
-    srm,
-    tam,
-    triplet,
-)
+import importlib
+import pkgutil
+
 from .multihead import MultiHeadAttention, SelfAttention2d
 from .registry import (
     AttentionInfo,
@@ -40,6 +16,11 @@ from .registry import (
     list_attentions,
     register_attention,
 )
+
+# one file per paper, each registering itself on import: a new module is a new file, no list to edit
+for _file in pkgutil.iter_modules(__path__):
+    if not _file.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_file.name}")
 
 __all__ = [
     "MultiHeadAttention",

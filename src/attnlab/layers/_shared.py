@@ -9,6 +9,7 @@ __all__ = [
     "check_channels",
     "check_frames",
     "check_odd",
+    "depthwise_strips",
     "reduced",
     "ChannelMLP",
     "ZPool",
@@ -101,3 +102,13 @@ def check_frames(x: Tensor, num_frames: int, name: str) -> int:
             f"got {x.shape[0]} frames"
         )
     return x.shape[0] // num_frames
+
+
+def depthwise_strips(channels: int, kernel_size: int, *, device=None, dtype=None) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """Bias-free depth-wise k×1 and 1×k convs with k // 2 zero padding: the strips of timm's ELA and StripAttn."""
+    check_odd(kernel_size)
+    f = factory_kwargs(device, dtype)
+    pad = kernel_size // 2
+    along_h = nn.Conv2d(channels, channels, (kernel_size, 1), padding=(pad, 0), groups=channels, bias=False, **f)
+    along_w = nn.Conv2d(channels, channels, (1, kernel_size), padding=(0, pad), groups=channels, bias=False, **f)
+    return along_h, along_w

@@ -29,22 +29,29 @@ class GlobalContext(nn.Module):
     Parameters: C + 1 + 2C²/r + C/r + 2C/r + C.
     """
 
+    layer_norm_eps = 1e-5  # the official code's nn.LayerNorm
+
     def __init__(self, channels: int, *, reduction: float = 16, device=None, dtype=None) -> None:
         super().__init__()
         check_channels(channels)
         f = factory_kwargs(device, dtype)
-        hidden = reduced(channels, reduction)
+        hidden = self.hidden_width(channels, reduction)
         self.conv_mask = nn.Conv2d(channels, 1, 1, **f)
         self.gate = nn.Softmax(dim=-1)
         self.transform = nn.Sequential(
             nn.Conv2d(channels, hidden, 1, **f),
-            nn.LayerNorm([hidden, 1, 1], **f),
+            nn.LayerNorm([hidden, 1, 1], eps=self.layer_norm_eps, **f),
             nn.ReLU(),
             nn.Conv2d(hidden, channels, 1, **f),
         )
         nn.init.kaiming_normal_(self.conv_mask.weight, mode="fan_in", nonlinearity="relu")
         nn.init.zeros_(self.transform[-1].weight)
         nn.init.zeros_(self.transform[-1].bias)
+
+    @staticmethod
+    def hidden_width(channels: int, reduction: float) -> int:
+        """C / r rounded down, at least 1: the official code's int(C · ratio)."""
+        return reduced(channels, reduction)
 
     def forward(self, x: Tensor) -> Tensor:
         B, C, H, W = x.shape

@@ -10,13 +10,17 @@ from .multihead import SelfAttention2d, _split_heads
 from .registry import register_attention
 
 
-def relative_logits(q: Tensor, rel: Tensor, size: int, max_size: int, dim: int) -> Tensor:
-    """q · r_{j−i} along one axis: q (B, heads, H, W, d), rel (2·max_size − 1, d) -> (B, heads, H, W, size).
+def relative_logits(
+    q: Tensor, rel: Tensor, size: int, max_size: int, dim: int, *, key_size: int | None = None
+) -> Tensor:
+    """q · r_{j−i} along one axis: q (B, heads, H, W, d), rel (2·max_size − 1, d) -> (B, heads, H, W, key_size).
 
-    ``dim`` is the axis of q the offsets run along (2 for height, 3 for width).
+    ``dim`` is the axis of q the offsets run along (2 for height, 3 for width); ``size`` queries along it, and
+    ``key_size`` keys (default ``size``: all to all; HaloNet's: a window of ``max_size`` keys per block).
     """
     idx = torch.arange(size, device=q.device)
-    offsets = idx[None, :] - idx[:, None] + max_size - 1  # (size_i, size_j): j − i, shifted to >= 0
+    keys = idx if key_size is None else torch.arange(key_size, device=q.device)
+    offsets = keys[None, :] - idx[:, None] + max_size - 1  # (size_i, size_j): j − i, shifted to >= 0
     r = rel[offsets]  # (size_i, size_j, d)
     if dim == 2:
         return torch.einsum("bnhwd,hkd->bnhwk", q, r)

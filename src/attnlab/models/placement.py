@@ -46,14 +46,32 @@ PAPER_PLACES: dict[str, Place] = {
     "a2": Place("nonlocal"),
     "cc": Place("nonlocal"),
     "danet": Place("nonlocal"),
+    "external": Place("nonlocal"),  # EANet and EncNet: on the segmentation backbone's output, own residual + ReLU
+    "encnet": Place("nonlocal"),
+    # SPNet's SPM: inside the bottleneck at its inner width, on a conv's BN + ReLU output (its code: the 3×3's)
+    "strip_pool": Place("after_conv1"),
     "sk": Place("conv", kwargs={"groups": 1}),  # as the 3×3 conv it replaces in a ResNet
     "splat": Place("conv"),
+    "lambda": Place("conv", stages=(3, 4)),  # LambdaResNets' hybrids: lambda layers in the last two stages
+    "halo": Place("conv"),  # HaloNets: every 3×3 conv of the network
+    "bat": Place("nonlocal"),  # the official code: after every other block of res3 and res4 (--nl_mod 2 2 1000)
     "mhsa": Place("conv", stages=(4,)),  # BoTNet: the last stage only
+    "scconv": Place("conv"),  # SCNet: the bottleneck's split 3×3 conv, K1 and K4 with the stride
+    "dynconv": Place("conv"),  # DY-ResNet: the 3×3 conv (+ BN) with K aggregated kernels
+    "aa": Place("conv", stages=(2, 3, 4)),  # AA-ResNet: the last three stages (28², 14², 7² at 224)
+    "stn": Place("stage"),  # warps the whole map between stages, as ST-CNN between layers
+    "axial": Place("conv"),  # Axial-ResNet: every bottleneck's 3×3 conv (and its BN), stride by an average pool
+    "epsa": Place("conv", kwargs={"bn": True}),  # EPSABlock keeps bn2 after the PSA module
+    "cot": Place("conv"),  # CoTNet: stride by a 3×3 average pool first, as its Bottleneck's avd
+    "psa": Place("after_conv1"),  # the official HRNet BasicBlock: after conv1 + BN + ReLU
     # the temporal modules (per-frame maps with num_frames): TANet's every block; non-local's res3-4 blocks;
     # GLTR on the last stage's frame features, before their pooling
     "tam": Place("after_conv1"),
     "non_local_st": Place("nonlocal"),
     "gltr": Place("stage", stages=(4,)),
+    # segmentation heads after the backbone, each with its own residual or fuse: as CCNet's and DANet's
+    "ham": Place("nonlocal"),
+    "ocr": Place("nonlocal"),
 }
 
 

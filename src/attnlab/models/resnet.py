@@ -16,8 +16,11 @@ one submodule named ``attn`` per place and nothing else:
                 + BN + ReLU of the residual branch (TANet's TAM)
 
 Stages are numbered 1-4 for layer1-layer4. ``placement=None`` and ``stages=None`` take the module's
-paper's place (``models/placement.py``). The blocks' 3×3 convolutions are ``Conv3x3`` (an
-``nn.Conv2d`` with the same keys) which computes maps of at most 2×2 as one exact matrix product.
+paper's place (``models/placement.py``). ``attention_init="identity"`` starts every module as the identity
+(``models/identity_start.py``): a pretrained network keeps its logits when attention is added; with placement
+"conv" the 3×3 conv stays (its keys load) and the module is blended in from it. The blocks' 3×3 convolutions
+are ``Conv3x3`` (an ``nn.Conv2d`` with the same keys) which computes maps of at most 2×2 as one exact matrix
+product.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from torch import Tensor, nn
 
 from ..layers.registry import attention_info
 from .conv import Conv3x3
+from .identity_start import ATTENTION_INITS, IdentityStart
 from .placement import DEFAULT_STAGES, PLACEMENTS, paper_place
 from .registry import register_model
 
@@ -46,10 +50,17 @@ class AttentionPlan:
     kwargs: dict = field(default_factory=dict)
     placement: str = "block"
     stages: tuple[int, ...] = (1, 2, 3, 4)
+    init: str = "paper"  # or "identity": each module wrapped in IdentityStart
+
+    @property
+    def keeps_conv(self) -> bool:
+        """Whether a "conv" placement keeps the 3×3 conv it replaces (to blend the module in from it)."""
+        return self.init == "identity"
 
     def build(self, channels: int, stride: int = 1) -> nn.Module:
         extra = {"stride": stride} if stride != 1 else {}
-        return self.cls(channels, **extra, **self.kwargs)
+        module = self.cls(channels, **extra, **self.kwargs)
+        return IdentityStart(module) if self.init == "identity" else module
 
 
 def plan_attention(
@@ -57,8 +68,11 @@ def plan_attention(
     attention_kwargs: dict | None = None,
     placement: str | None = None,
     stages: Sequence[int] | None = None,
+    attention_init: str = "paper",
 ) -> AttentionPlan | None:
     """Resolve the builders' attention arguments; None when there is no attention."""
+    if attention_init not in ATTENTION_INITS:
+        raise ValueError(f"attention_init: expected one of {ATTENTION_INITS}, got {attention_init!r}")
     if attention is None:
         if attention_kwargs or placement or stages:
             raise ValueError("attention_kwargs, placement, stages: given without an attention")
@@ -86,7 +100,7 @@ def plan_attention(
         raise ValueError(f"stages: expected a non-empty choice among 1, 2, 3, 4, got {stages}")
     if attention_kwargs is not None and not isinstance(attention_kwargs, dict):
         raise TypeError(f"attention_kwargs: expected a dict or None, got {type(attention_kwargs).__name__}")
-    return AttentionPlan(cls, {**defaults, **(attention_kwargs or {})}, where, stages)
+    return AttentionPlan(cls, {**defaults, **(attention_kwargs or {})}, where, stages, attention_init)
 
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -109,7 +123,8 @@ class _Block(nn.Module):
             return
         if where == "conv":
             self.attn = plan.build(width, stride)
-            self.replaced = ("conv2", "bn2")
+            if not plan.keeps_conv:
+                self.replaced = ("conv2", "bn2")
         elif where == "after_conv1":
             self.attn = plan.build(width)
         else:
@@ -126,7 +141,11 @@ class _Block(nn.Module):
     def _conv2(self, out: Tensor) -> Tensor:
         if self.attn_at == "after_conv1":
             out = self.attn(out)
-        return self.attn(out) if self.attn_at == "conv" else self.bn2(self.conv2(out))
+        if self.attn_at != "conv":
+            return self.bn2(self.conv2(out))
+        if self.replaced:
+            return self.attn(out)
+        return self.attn(out, self.bn2(self.conv2(out)))  # IdentityStart: blended in from the pretrained conv
 
 
 class BasicBlock(_Block):
@@ -148,7 +167,7 @@ class BasicBlock(_Block):
         self.conv1 = Conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        if where != "conv":
+        if where != "conv" or plan.keeps_conv:
             self.conv2 = Conv3x3(planes, planes)
             self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = downsample
@@ -179,7 +198,7 @@ class Bottleneck(_Block):
         width = planes
         self.conv1 = conv1x1(inplanes, width)
         self.bn1 = nn.BatchNorm2d(width)
-        if where != "conv":
+        if where != "conv" or plan.keeps_conv:
             self.conv2 = Conv3x3(width, width, stride)
             self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = conv1x1(width, planes * self.expansion)
@@ -203,6 +222,7 @@ class ResNet(nn.Module):
         layers: blocks per stage, e.g. (2, 2, 2, 2) for ResNet-18.
         num_classes: outputs of ``fc``.
         attention, attention_kwargs, placement, stages: see the module docstring.
+        attention_init: "paper" (each module's own initialization) or "identity" (each starts as the identity).
         stem: "imagenet" (7×7 stride-2 conv + 3×3 max-pool) or "cifar" (3×3 stride-1 conv, no pool).
         in_chans: input channels.
     """
@@ -217,6 +237,7 @@ class ResNet(nn.Module):
         attention_kwargs: dict | None = None,
         placement: str | None = None,
         stages: Sequence[int] | None = None,
+        attention_init: str = "paper",
         stem: str = "imagenet",
         in_chans: int = 3,
     ) -> None:
@@ -226,7 +247,7 @@ class ResNet(nn.Module):
         for name, value in (("num_classes", num_classes), ("in_chans", in_chans)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
-        self.plan = plan_attention(attention, attention_kwargs, placement, stages)
+        self.plan = plan_attention(attention, attention_kwargs, placement, stages, attention_init)
         self.stem = stem
         self.in_chans = in_chans
         self.num_classes = num_classes

@@ -12,20 +12,37 @@ __all__ = ["adapt_input_channels", "load_torchvision_weights", "read_state_dict"
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """A state dict from ``.safetensors`` or a torch file (``weights_only``: never unpickles code)."""
+    """A state dict from ``.safetensors`` or a torch file (``weights_only``: never unpickles code); keys wrapped by
+    DistributedDataParallel (``module.``) or held as a checkpoint's ``model`` (``model.``: attnlab's run
+    checkpoints) are unwrapped."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"state_dict_or_path: no file at {path}")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(path)
+        return _without_wrapper_prefix(load_file(path))
     obj = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]  # training checkpoints often nest it
     if not isinstance(obj, Mapping):
         raise ValueError(f"state_dict_or_path: {path} holds a {type(obj).__name__}, not a state dict")
-    return dict(obj)
+    return _without_wrapper_prefix(dict(obj))
+
+
+# what wraps a network's keys in files users have: DistributedDataParallel ("module."), a training checkpoint that
+# holds the network as its ``model`` (attnlab's run checkpoints, many Lightning modules)
+WRAPPER_PREFIXES = ("module.", "model.")
+
+
+def _without_wrapper_prefix(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The keys with a prefix that all of them share (WRAPPER_PREFIXES) removed; other tensors of the file (an
+    optimizer's) dropped with it."""
+    for prefix in WRAPPER_PREFIXES:
+        inside = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if len(inside) == len(state) or "conv1.weight" in inside:
+            return inside
+    return state
 
 
 def _replaced_prefixes(model: nn.Module) -> tuple[str, ...]:

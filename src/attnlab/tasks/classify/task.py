@@ -13,10 +13,12 @@ from torch import Tensor, nn
 
 from ...data.images import eval_transform, read_image
 from ...layers.registry import attention_info
+from ...models.identity_start import ATTENTION_INITS
 from ...models.placement import PLACEMENTS
 from ...models.registry import create_model, get_model_builder
 from ...models.resnet import STEMS
-from ..base import Metric, Task, TaskData, none_if_blank, option, register_task
+from ...models.weights import load_torchvision_weights
+from ..base import Metric, Task, TaskData, check_at_least, none_if_blank, option, register_task
 from ..metrics import ClassificationMetrics, TrainAccuracy
 from ..top_classes import TopClassesCLI, add_top_argument, top_classes
 from .data import CLASSIFY_DATA
@@ -39,9 +41,23 @@ class ClassifyOptions:
         None, "where the attention goes in the ResNet (default: its paper's place)", choices=PLACEMENTS
     )
     stages: str | None = option(None, "the ResNet stages that get it, as digits: 4, 34, 1234 (default: the place's)")
+    attention_init: str = option(
+        "paper",
+        "how the attention starts: its paper's initialization, or identity (the network computes what it did without "
+        "the attention: for --backbone-weights)",
+        choices=ATTENTION_INITS,
+    )
+    backbone_weights: str | None = option(
+        None, "a torchvision-layout ResNet checkpoint (.pth, .safetensors) to start from; fc and attention stay at init"
+    )
+    backbone_lr_scale: float = option(0.1, "factor on the learning rate of the --backbone-weights tensors")
 
     def __post_init__(self) -> None:
         self.attention = none_if_blank(self.attention)
+        self.backbone_weights = none_if_blank(self.backbone_weights)
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"--label-smoothing: expected a number in [0, 1), got {self.label_smoothing!r}")
+        check_at_least(self, {"backbone_lr_scale": 0})
         self.placement, self.stages = none_if_blank(self.placement), none_if_blank(self.stages)
         if self.stages is not None:
             digits = str(self.stages)
@@ -54,9 +70,8 @@ class ClassifyOptions:
     def place(self) -> dict:
         """The keyword arguments that put the attention where ``--placement`` and ``--stages`` say."""
         out: dict = {} if self.placement is None else {"placement": self.placement}
-        return out if self.stages is None else {**out, "stages": tuple(int(d) for d in self.stages)}
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"--label-smoothing: expected a number in [0, 1), got {self.label_smoothing!r}")
+        out = out if self.stages is None else {**out, "stages": tuple(int(d) for d in self.stages)}
+        return out if self.attention_init == "paper" else {**out, "attention_init": self.attention_init}
 
 
 class ClassifyCLI(TopClassesCLI):
@@ -114,6 +129,8 @@ class Classify(Task):
         if self.options.attention is not None:
             attention_info(self.options.attention)
         CLASSIFY_DATA.get(self.options.data)
+        if self.options.backbone_weights and not Path(self.options.backbone_weights).is_file():
+            raise FileNotFoundError(f"--backbone-weights: no file at {self.options.backbone_weights}")
 
     def build_data(self, *, download: bool = False) -> TaskData:
         data = CLASSIFY_DATA.build(self.options.data, self.options, download=download)
@@ -139,6 +156,27 @@ class Classify(Task):
             in_chans=meta["in_chans"],
             **self.options.place(),
         )
+
+    def initialize(self, model: nn.Module) -> list[str]:
+        """--backbone-weights: the checkpoint's tensors copied in (models/weights.py); the attention, and fc for
+        another number of classes, stay at their initialization."""
+        o = self.options
+        lines = []
+        if o.backbone_weights:
+            left = load_torchvision_weights(model, o.backbone_weights)
+            attention = [k for k in left if _is_attention(k)]
+            others = [k for k in left if not _is_attention(k)]
+            lines.append(
+                f"backbone: {o.backbone_weights} loaded (learning rate × {o.backbone_lr_scale:g}); at init: "
+                f"{len(attention)} attention tensors" + "".join(f", {k}" for k in others)
+            )
+        if o.attention and o.attention_init == "identity":
+            lines.append(f"attention: each {o.attention} starts as the identity (α = 0): step 0 computes the backbone")
+        return lines
+
+    def lr_scale(self, name: str) -> float:
+        loaded = self.options.backbone_weights and not _is_attention(name) and not name.startswith("fc.")
+        return self.options.backbone_lr_scale if loaded else 1.0
 
     def example_input(self, batch: int = 1) -> tuple[Tensor, ...]:
         size = self.meta["image_size"]
@@ -175,5 +213,11 @@ class Classify(Task):
 
     def default_out(self) -> Path:
         o = self.options
-        place = "".join(f"-{v}" for v in (o.placement, o.stages and f"s{o.stages}") if v)
+        start = o.attention_init == "identity" and "identity"
+        place = "".join(f"-{v}" for v in (o.placement, o.stages and f"s{o.stages}", start) if v)
         return Path("runs") / f"{o.model}-{o.attention or 'none'}{place}-{o.data}"
+
+
+def _is_attention(key: str) -> bool:
+    """A ResNet key of an attention module: ``attn`` among its parts (models/resnet.py)."""
+    return "attn" in key.split(".")
