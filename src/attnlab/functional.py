@@ -182,12 +182,18 @@ def _combine_masks(
         empty = ~mask.any(dim=-1, keepdim=True)
         return mask | empty, empty
 
-    mask = torch.zeros((), dtype=q.dtype, device=q.device)
-    for p in parts:
-        if p.dtype == torch.bool:
-            p = torch.zeros(p.shape, dtype=q.dtype, device=q.device).masked_fill(~p, float("-inf"))
-        mask = mask + p.to(q.dtype)
-    empty = (mask == float("-inf")).all(dim=-1, keepdim=True)  # (not isneginf: ONNX has no such op)
+    floats = [
+        torch.zeros(p.shape, dtype=q.dtype, device=q.device).masked_fill(~p, float("-inf"))
+        if p.dtype == torch.bool
+        else p.to(q.dtype)
+        for p in parts
+    ]
+    mask = floats[0]  # one float mask (a module's position logits): no copy of an (L, S)-sized tensor to sum it
+    for p in floats[1:]:
+        mask = mask + p
+    # a row is empty when its largest entry is -inf: one reduction, no (L, S) boolean tensor (and ONNX has no
+    # isneginf); detached, as the test needs no gradient
+    empty = mask.detach().amax(dim=-1, keepdim=True) == float("-inf")
     return mask.masked_fill(empty, 0.0), empty
 
 
