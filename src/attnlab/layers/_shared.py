@@ -10,6 +10,7 @@ __all__ = [
     "check_frames",
     "check_odd",
     "depthwise_strips",
+    "largest_groups",
     "reduced",
     "ChannelMLP",
     "ZPool",
@@ -112,3 +113,13 @@ def depthwise_strips(channels: int, kernel_size: int, *, device=None, dtype=None
     along_h = nn.Conv2d(channels, channels, (kernel_size, 1), padding=(pad, 0), groups=channels, bias=False, **f)
     along_w = nn.Conv2d(channels, channels, (1, kernel_size), padding=(0, pad), groups=channels, bias=False, **f)
     return along_h, along_w
+
+
+def largest_groups(channels: int, groups: int, per_group: int = 1) -> int:
+    """The largest g <= ``groups`` with ``channels`` a multiple of g · ``per_group``; ValueError when there is none:
+    a module's default grouping where it divides the width, else the nearest grouping below it that does."""
+    check_channels(groups, name="groups")
+    for g in range(groups, 0, -1):
+        if channels % (g * per_group) == 0:
+            return g
+    raise ValueError(f"channels: expected a multiple of {per_group}, got {channels}")

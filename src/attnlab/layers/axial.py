@@ -7,17 +7,16 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._shared import check_channels, factory_kwargs
+from ._shared import check_channels, factory_kwargs, largest_groups
 from .registry import register_attention
 
 
 def axial_groups(channels: int, groups: int) -> int:
     """The largest G <= ``groups`` that splits C into groups of an even width (half of it queries, half keys)."""
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"groups: expected a positive int, got {groups!r}")
+    check_channels(groups, name="groups")
     if channels % 2:
         raise ValueError(f"channels: expected an even number (each group's queries and keys take half), got {channels}")
-    return max(g for g in range(1, groups + 1) if channels % (2 * g) == 0)
+    return largest_groups(channels, groups, per_group=2)
 
 
 class AxisAttention(nn.Module):

@@ -6,16 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._shared import check_channels, factory_kwargs, reduced
+from ._shared import check_channels, factory_kwargs, largest_groups, reduced
 from .registry import register_attention
 
 
 def _conv_bn_relu(cin: int, cout: int, bias: bool, f: dict) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=bias, **f), nn.BatchNorm2d(cout, **f), nn.ReLU())
-
-
-def _largest_divisor(n: int, at_most: int) -> int:
-    return next(g for g in range(min(n, at_most), 0, -1) if n % g == 0)
 
 
 @register_attention(
@@ -69,7 +65,7 @@ class BilinearAttentionalTransform(nn.Module):
             raise ValueError(f"drop_rate: expected a value in [0, 1), got {drop_rate}")
         f = factory_kwargs(device, dtype)
         inter = reduced(channels, reduction)
-        s, k = block_size, _largest_divisor(inter, groups)
+        s, k = block_size, largest_groups(inter, groups)
         self.block_size, self.groups = s, k
         self.conv1 = _conv_bn_relu(channels, inter, bias, f)
         self.reduce = _conv_bn_relu(inter, k, bias, f)  # W_z

@@ -6,13 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._shared import check_channels, check_odd, factory_kwargs
+from ._shared import check_channels, check_odd, factory_kwargs, largest_groups
 from .registry import register_attention
-
-
-def largest_divisor_at_most(n: int, limit: int) -> int:
-    """The largest divisor of ``n`` that is <= ``limit``: a grouping that divides n, kept as close to limit as fits."""
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
 def local_aggregate(v: Tensor, w: Tensor, kernel_size: int) -> Tensor:
@@ -73,8 +68,8 @@ class ContextualTransformer(nn.Module):
             raise ValueError(f"stride: expected 1 or 2, got {stride}")
         f = factory_kwargs(device, dtype)
         c, k = channels, kernel_size
-        key_groups = largest_divisor_at_most(c, 4)
-        weight_channels = c // largest_divisor_at_most(c, 8)  # C / share_planes kernels
+        key_groups = largest_groups(c, 4)
+        weight_channels = c // largest_groups(c, 8)  # C / share_planes kernels
         hidden = max(1, c // 2)  # the official dim // factor, factor = 2
         attn_chs = max(c * 2 // 4, 32)  # the official max(dim · radix // reduction_factor, 32)
         self.kernel_size = k

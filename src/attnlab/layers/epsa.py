@@ -5,13 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._shared import ChannelMLP, check_channels, check_odd, factory_kwargs, reduced
+from ._shared import ChannelMLP, check_channels, check_odd, factory_kwargs, largest_groups, reduced
 from .registry import register_attention
-
-
-def largest_divisor_at_most(n: int, limit: int) -> int:
-    """The largest divisor of ``n`` that is <= ``limit``: a grouping that divides n, kept as close to limit as fits."""
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
 @register_attention(
@@ -78,7 +73,7 @@ class PyramidSqueezeAttention(nn.Module):
                 k,
                 stride=stride,
                 padding=k // 2,
-                groups=largest_divisor_at_most(split, g),
+                groups=largest_groups(split, g),
                 bias=False,
                 **f,
             )

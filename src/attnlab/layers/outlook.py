@@ -8,14 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._shared import check_channels, check_odd, factory_kwargs
+from ._shared import check_channels, check_odd, factory_kwargs, largest_groups
 from .registry import register_attention
 
 
 def outlook_heads(channels: int, num_heads: int | None) -> int:
     """VOLO's heads of 32 channels (C / 32 in every VOLO model), or the largest divisor of C below that, at least 1."""
     if num_heads is None:
-        return max(g for g in range(1, max(1, channels // 32) + 1) if channels % g == 0)
+        return largest_groups(channels, max(1, channels // 32))
     if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1 or channels % num_heads:
         raise ValueError(f"num_heads: expected None or a positive divisor of channels={channels}, got {num_heads!r}")
     return num_heads

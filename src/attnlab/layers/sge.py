@@ -6,9 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._shared import check_channels, factory_kwargs
+from ._shared import check_channels, factory_kwargs, largest_groups
 from .registry import register_attention
-from .shuffle import largest_groups
 
 __all__ = ["SpatialGroupEnhance"]
 

@@ -6,19 +6,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ._shared import check_channels, factory_kwargs
+from ._shared import check_channels, factory_kwargs, largest_groups
 from .registry import register_attention
 
-__all__ = ["ShuffleAttention", "largest_groups"]
-
-
-def largest_groups(channels: int, groups: int, per_group: int = 1) -> int:
-    """The largest g <= ``groups`` with ``channels`` a multiple of g · ``per_group``; ValueError when there is none."""
-    check_channels(groups, name="groups")
-    for g in range(groups, 0, -1):
-        if channels % (g * per_group) == 0:
-            return g
-    raise ValueError(f"channels: expected a multiple of {per_group}, got {channels}")
+__all__ = ["ShuffleAttention"]
 
 
 @register_attention(

@@ -37,7 +37,17 @@ from .identity_start import ATTENTION_INITS, IdentityStart
 from .placement import DEFAULT_STAGES, PLACEMENTS, paper_place
 from .registry import register_model
 
-__all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "STEMS"]
+__all__ = [
+    "ResNet",
+    "BasicBlock",
+    "Bottleneck",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "STEMS",
+    "is_attention_key",
+]
 
 STEMS = ("imagenet", "cifar")
 
@@ -101,6 +111,11 @@ def plan_attention(
     if attention_kwargs is not None and not isinstance(attention_kwargs, dict):
         raise TypeError(f"attention_kwargs: expected a dict or None, got {type(attention_kwargs).__name__}")
     return AttentionPlan(cls, {**defaults, **(attention_kwargs or {})}, where, stages, attention_init)
+
+
+def is_attention_key(name: str) -> bool:
+    """Whether a parameter or module name of a ResNet belongs to an attention module: ``attn`` among its parts."""
+    return "attn" in name.split(".")
 
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -303,7 +318,7 @@ class ResNet(nn.Module):
     def _init_backbone(self) -> None:
         """torchvision's initialization, for the backbone only: attention modules keep their papers' init."""
         for name, m in self.named_modules():
-            if "attn" in name.split("."):
+            if is_attention_key(name):
                 continue
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -16,7 +16,7 @@ from ...layers.registry import attention_info
 from ...models.identity_start import ATTENTION_INITS
 from ...models.placement import PLACEMENTS
 from ...models.registry import create_model, get_model_builder
-from ...models.resnet import STEMS
+from ...models.resnet import STEMS, is_attention_key
 from ...models.weights import load_torchvision_weights
 from ..base import Metric, Task, TaskData, check_at_least, none_if_blank, option, register_task
 from ..metrics import ClassificationMetrics, TrainAccuracy
@@ -164,8 +164,8 @@ class Classify(Task):
         lines = []
         if o.backbone_weights:
             left = load_torchvision_weights(model, o.backbone_weights)
-            attention = [k for k in left if _is_attention(k)]
-            others = [k for k in left if not _is_attention(k)]
+            attention = [k for k in left if is_attention_key(k)]
+            others = [k for k in left if not is_attention_key(k)]
             lines.append(
                 f"backbone: {o.backbone_weights} loaded (learning rate × {o.backbone_lr_scale:g}); at init: "
                 f"{len(attention)} attention tensors" + "".join(f", {k}" for k in others)
@@ -175,7 +175,7 @@ class Classify(Task):
         return lines
 
     def lr_scale(self, name: str) -> float:
-        loaded = self.options.backbone_weights and not _is_attention(name) and not name.startswith("fc.")
+        loaded = self.options.backbone_weights and not is_attention_key(name) and not name.startswith("fc.")
         return self.options.backbone_lr_scale if loaded else 1.0
 
     def example_input(self, batch: int = 1) -> tuple[Tensor, ...]:
@@ -216,8 +216,3 @@ class Classify(Task):
         start = o.attention_init == "identity" and "identity"
         place = "".join(f"-{v}" for v in (o.placement, o.stages and f"s{o.stages}", start) if v)
         return Path("runs") / f"{o.model}-{o.attention or 'none'}{place}-{o.data}"
-
-
-def _is_attention(key: str) -> bool:
-    """A ResNet key of an attention module: ``attn`` among its parts (models/resnet.py)."""
-    return "attn" in key.split(".")
