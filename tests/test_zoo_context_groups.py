@@ -5,17 +5,12 @@ import math
 
 import pytest
 import torch
+from test_zoo_papers import F64, make
 
 import attnlab
 from attnlab.models.placement import paper_place
 
-F64 = torch.float64
 EPS_BN = 1e-5
-
-
-def make(name, channels, **kwargs):
-    torch.manual_seed(0)
-    return attnlab.create_attention(name, channels, dtype=F64, **kwargs)
 
 
 def bn_eval(t):

@@ -6,19 +6,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_zoo_papers import F64, make
 
 import attnlab
 from attnlab.layers.axial import axial_groups
 from attnlab.layers.ema import ema_groups
 from attnlab.layers.outlook import outlook_heads
 from attnlab.models.placement import paper_place
-
-F64 = torch.float64
-
-
-def make(name, channels, **kwargs):
-    torch.manual_seed(0)
-    return attnlab.create_attention(name, channels, dtype=F64, **kwargs)
 
 
 def randomize_(module, seed=1):

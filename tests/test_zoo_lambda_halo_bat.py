@@ -5,17 +5,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_zoo_papers import F64
+from test_zoo_papers import make_eval as make
 
 import attnlab
 from attnlab.models.placement import Place, paper_place
 
-F64 = torch.float64
 BN = 1 / math.sqrt(1 + 1e-5)  # a BatchNorm at its initialization, in eval mode
-
-
-def make(name, channels, **kwargs):
-    torch.manual_seed(0)
-    return attnlab.create_attention(name, channels, dtype=F64, **kwargs).eval()
 
 
 def test_lambda_applies_the_content_and_the_position_lambdas_to_each_query():

@@ -20,6 +20,14 @@ def make(name, channels, **kwargs):
     return attnlab.create_attention(name, channels, dtype=F64, **kwargs)
 
 
+def make_eval(name, channels, **kwargs):
+    """``make`` in eval mode (the equation tests of the other tests/test_zoo_*.py files import both)."""
+    return make(name, channels, **kwargs).eval()
+
+
+BN_EVAL = 1 / math.sqrt(1 + 1e-5)  # an eval BN at its init: running mean 0, variance 1, weight 1, bias 0
+
+
 # ---- parameter counts at C = 256, from each paper's definition of its module --------------------------
 C, r16 = 256, 256 // 16
 PARAMS_AT_256 = {

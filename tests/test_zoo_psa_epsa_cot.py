@@ -6,18 +6,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_zoo_papers import F64
+from test_zoo_papers import make_eval as make
 
 import attnlab
 from attnlab.layers.cot import local_aggregate
 from attnlab.models.placement import paper_place
 
-F64 = torch.float64
 BN = 1 / math.sqrt(1 + 1e-5)  # an eval BN at its init: running mean 0, variance 1, γ = 1, β = 0
-
-
-def make(name, channels, **kwargs):
-    torch.manual_seed(0)
-    return attnlab.create_attention(name, channels, dtype=F64, **kwargs).eval()
 
 
 def mat(conv):

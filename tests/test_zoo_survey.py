@@ -4,17 +4,11 @@ import math
 
 import pytest
 import torch
+from test_zoo_papers import BN_EVAL, F64
+from test_zoo_papers import make_eval as make
 
 import attnlab
 from attnlab.models.placement import paper_place
-
-F64 = torch.float64
-BN_EVAL = 1 / math.sqrt(1 + 1e-5)  # an eval BN at its init: running mean 0, variance 1, weight 1, bias 0
-
-
-def make(name, channels, **kwargs):
-    torch.manual_seed(0)
-    return attnlab.create_attention(name, channels, dtype=F64, **kwargs).eval()
 
 
 def sigmoid(v):

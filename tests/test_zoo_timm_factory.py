@@ -6,16 +6,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_zoo_papers import F64
+from test_zoo_papers import make_eval as make
 
 import attnlab
 from attnlab.measure.cost import count_params
-
-F64 = torch.float64
-
-
-def make(name, channels, **kwargs):
-    torch.manual_seed(0)
-    return attnlab.create_attention(name, channels, dtype=F64, **kwargs).eval()
 
 
 def shift(v, k, dim):
