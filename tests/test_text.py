@@ -276,6 +276,7 @@ def test_text_predict_visualize_export(text_run, tmp_path, capsys):
     assert html.count("<tr>") == 4 and 'charset="utf-8"' in html and "span style" in html
     assert (tmp_path / "att.png").is_file()
     run = load_run(out)
+    assert run.task.meta["subword_buckets"] == 0 and run.model.subword is None  # characters have no subwords
     data = run.data()
     # the page's confusion is the task's metric over the test split: the one the run saved for its best epoch
     assert evaluate_run(run)["details"]["confusion"] == run.doc["eval"]["confusion"]

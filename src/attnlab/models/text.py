@@ -1,6 +1,7 @@
 """Text classification: a transformer encoder on ``attnlab.MultiHeadAttention``, then a head.
 
     ids (B, L) -> token + hashed-n-gram + position embeddings (B, L, D)
+        (or (B, L, 1 + S): each token's id and its character n-grams, whose embeddings' mean is added: subwords)
                -> depth × pre-norm encoder layer: x + MHA(LN(x), key_padding_mask), x + FFN(LN(x))
                -> head: "capsule" (dynamic routing to one capsule per class; the score is its length),
                         "mean" (masked mean pooling + linear), "cls" (a class token + linear)
@@ -150,6 +151,9 @@ class TextTransformer(nn.Module):
         ngram_buckets: buckets of the hashed n-gram embeddings, one table for every order (0: none); character
             bigrams and trigrams carry much of Chinese words' meaning (fastText's n-gram hashing).
         ngram_order: the longest n-gram hashed (2: bigrams, 3: bigrams and trigrams, …).
+        subword_buckets: buckets of the words' hashed character n-grams (0: none); with them the input is
+            (B, L, 1 + S): each token's id, then its n-grams' buckets (0: none), whose embeddings' mean is added
+            to the token's (fastText's subwords, Bojanowski et al., TACL 2017; ``tasks.text.tokens.Subwords``).
         dropout: on embeddings, attention and feed-forward.
         orphan, iterations, capsules: the capsule head's orphan class, routing iterations, primary capsules per
             token (``CapsuleHead``'s ``primary``).
@@ -170,6 +174,7 @@ class TextTransformer(nn.Module):
         head: str = "capsule",
         ngram_buckets: int = 0,
         ngram_order: int = 2,
+        subword_buckets: int = 0,
         dropout: float = 0.1,
         orphan: bool = False,
         iterations: int = 3,
@@ -195,6 +200,9 @@ class TextTransformer(nn.Module):
         # the hashed n-gram table of every order (bigrams, trigrams, …): called ``bigram`` since the first
         # checkpoints, whose state_dict key ``bigram.weight`` it keeps; bucket 0 is "no n-gram"
         self.bigram = nn.Embedding(ngram_buckets, dim, padding_idx=0) if ngram_buckets else None
+        # bucket 0 ("no n-gram") weighs 0 in each token's mean (``embeddings``): a weighted sum, which ONNX
+        # exports, where EmbeddingBag's padding_idx does not
+        self.subword = nn.EmbeddingBag(subword_buckets, dim, mode="sum") if subword_buckets else None
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if head == "cls" else None
         self.pos = nn.Parameter(0.02 * torch.randn(1, max_len + int(head == "cls"), dim))
         self.drop = nn.Dropout(dropout)
@@ -203,8 +211,9 @@ class TextTransformer(nn.Module):
         kwargs = {"orphan": orphan, "iterations": iterations, "primary": capsules} if head == "capsule" else {}
         self.head = TEXT_HEADS[head](dim, num_classes, **kwargs)
         nn.init.normal_(self.embed.weight, std=0.02)
-        if self.bigram is not None:
-            nn.init.normal_(self.bigram.weight, std=0.02)
+        for table in (self.bigram, self.subword):  # (bucket 0's row: no gradient, in the subwords' mean weight 0)
+            if table is not None:
+                nn.init.normal_(table.weight, std=0.02)
 
     def ngram_ids(self, ids: Tensor, n: int) -> Tensor:
         """Hash of each n-gram starting at a position into 1 … buckets − 1 (0 where it reaches padding or the end);
@@ -217,16 +226,32 @@ class TextTransformer(nn.Module):
             valid = valid & (tok != PAD)
         return torch.where(valid, h % (self.ngram_buckets - 1) + 1, torch.zeros_like(h))
 
+    def split(self, ids: Tensor) -> tuple[Tensor, Tensor | None]:
+        """ids (B, L) or (B, L, 1 + S) -> (token ids (B, L), subword buckets (B, L, S) or None)."""
+        if ids.dim() == 2:
+            if self.subword is not None:
+                raise ValueError("ids: this model reads subwords, expected (B, L, 1 + S) token and n-gram ids")
+            return ids, None
+        if self.subword is None:
+            raise ValueError(f"ids: expected (B, L) token ids (this model has no subwords), got {tuple(ids.shape)}")
+        return ids[..., 0], ids[..., 1:]
+
     def describe(self) -> tuple[str, str]:
         """(head, encoder layers) for ``attnlab list models``."""
         return type(self.head).__name__, f"{len(self.layers)} layers"
 
     def embeddings(self, ids: Tensor) -> tuple[Tensor, Tensor]:
-        """ids (B, L) -> (token + n-gram + position embeddings, dropped out (B, L', D), padding (B, L')): the
-        encoder's input. Texts are cut to ``max_len``; L' = L (+1 with "cls": the class token comes first)."""
-        ids = ids[:, : self.max_len]
+        """ids (B, L) or (B, L, 1 + S) -> (token + n-gram (+ subword) + position embeddings, dropped out (B, L', D),
+        padding (B, L')): the encoder's input. Texts are cut to ``max_len``; L' = L (+1 with "cls": the class
+        token comes first)."""
+        ids, pieces = self.split(ids[:, : self.max_len])
         pad = ids == PAD
         x = self.embed(ids)
+        if pieces is not None:  # the mean of each token's n-gram embeddings; a token without any gets 0
+            pieces = pieces.flatten(0, 1)  # (B·L, S)
+            present = (pieces != 0).to(x.dtype)
+            share = present / present.sum(-1, keepdim=True).clamp(min=1)
+            x = x + self.subword(pieces, per_sample_weights=share).view_as(x)
         if self.bigram is not None:
             for n in range(2, self.ngram_order + 1):
                 x = x + self.bigram(self.ngram_ids(ids, n))
@@ -236,8 +261,8 @@ class TextTransformer(nn.Module):
         return self.drop(x + self.pos[:, : x.shape[1]]), pad
 
     def features(self, ids: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, list]:
-        """ids (B, L) -> (token features (B, L', D), padding (B, L'), per-layer weights (B, heads, L', L') or
-        None each); L' = L (+1 with "cls": the class token comes first)."""
+        """ids (B, L) or (B, L, 1 + S) -> (token features (B, L', D), padding (B, L'), per-layer weights
+        (B, heads, L', L') or None each); L' = L (+1 with "cls": the class token comes first)."""
         x, pad = self.embeddings(ids)
         weights = []
         for layer in self.layers:
@@ -246,7 +271,8 @@ class TextTransformer(nn.Module):
         return self.norm(x), pad, weights
 
     def forward(self, ids: Tensor) -> Tensor:
-        """ids (B, L) int64, 0 = padding -> class scores (B, K): logits, or capsule lengths for "capsule"."""
+        """ids (B, L) (or (B, L, 1 + S) with subwords) int64, 0 = padding -> class scores (B, K): logits, or capsule
+        lengths for "capsule"."""
         h, pad, _ = self.features(ids)
         return self.head(h, pad)
 

@@ -24,7 +24,17 @@ from ...data.layout import find_splits
 from ...data.packaged import package_file
 from ...data.splits import stratified_indices
 from ..base import DataSets, TaskData
-from .tokens import AUTO, TOKENIZERS, TokenizedTexts, Vocabulary, choose_tokenizer, collate_padded, encode
+from .tokens import (
+    AUTO,
+    TOKENIZERS,
+    Subwords,
+    TokenizedTexts,
+    Vocabulary,
+    choose_tokenizer,
+    collate_padded,
+    encode,
+    text_ids,
+)
 
 __all__ = [
     "TEXT_DATA",
@@ -58,7 +68,8 @@ class TextSplits:
 
 def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
     """The task's data from raw texts: the vocabulary of the training split (``--tokenizer``, ``--min-count``),
-    ids cut to ``--max-len``, token dropout on training texts; ``lengths`` for batches of similar lengths."""
+    ids cut to ``--max-len``, each word's subwords (``--subword-buckets``; words only: a character is its own
+    n-grams), token dropout on training texts; ``lengths`` for batches of similar lengths."""
     name, why = options.tokenizer, "--tokenizer"
     if name == AUTO:
         name, why = choose_tokenizer(texts.train_texts)
@@ -69,14 +80,21 @@ def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
     max_len, length_note = options.max_len, f"texts cut to {options.max_len} tokens (--max-len)"
     if max_len is None:
         max_len, length_note = measured_length([len(t) for t in tokens])
-    train_ids = [vocab.encode(t, max_len) for t in tokens]
+    buckets = options.subword_buckets if name == "words" else 0
+    subwords = Subwords(buckets) if buckets else None
+    train_ids = [text_ids(t, vocab, max_len, subwords) for t in tokens]
     train = TokenizedTexts(train_ids, texts.train_labels, options.token_dropout)
-    test = TokenizedTexts(encode(texts.test_texts, vocab, name, max_len), texts.test_labels)
+    test = TokenizedTexts(encode(texts.test_texts, vocab, name, max_len, buckets), texts.test_labels)
     val = None
     if texts.val_texts is not None:
-        val = TokenizedTexts(encode(texts.val_texts, vocab, name, max_len), texts.val_labels)
-    notes = [*notes, f"vocabulary: {len(vocab)} {name} tokens (min count {options.min_count}; {why}); {length_note}"]
+        val = TokenizedTexts(encode(texts.val_texts, vocab, name, max_len, buckets), texts.val_labels)
+    pieces = f"; each word's character 3-5-grams in {buckets:,} buckets" if buckets else ""
+    notes = [
+        *notes,
+        f"vocabulary: {len(vocab)} {name} tokens (min count {options.min_count}; {why}){pieces}; {length_note}",
+    ]
     meta = {"classes": texts.classes, "vocab": vocab.tokens, "tokenizer": name, "max_len": max_len, "notes": notes}
+    meta["subword_buckets"] = buckets
     meta["training_texts"] = len(texts.train_texts)  # the training file's (--backbone auto reads it)
     lengths = [len(x) for x in train.ids]
     return TaskData(

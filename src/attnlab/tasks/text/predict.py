@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .tokens import UNK, Vocabulary, encode
+from .tokens import Vocabulary, encode
 
 __all__ = ["format_prediction", "predict_texts", "read_inputs", "score_name"]
 
@@ -55,7 +55,7 @@ def predict_texts(
         if error or not text.strip():
             rows.append({"input": name, "error": f"{name}: {error or 'an empty text'}"})
             continue
-        ids = torch.tensor([encode([text], vocab, tokenizer, max_len)[0] or [UNK]])
+        ids = encode([text], vocab, tokenizer, max_len, meta.get("subword_buckets", 0))[0][None]
         scores = model(ids)[0].float()
         values = scores if head == "capsule" else scores.softmax(0)
         k = int(values.argmax())

@@ -30,7 +30,7 @@ from ...models.text_mlm import IGNORE
 from ..base import Metric, TaskData, option, register_task
 from .data import TEXT_DATA
 from .task import EncoderOptions, EncoderTask
-from .tokens import PAD, UNK, check_tokenizer
+from .tokens import PAD, UNK, check_tokenizer, pad_rows
 
 __all__ = ["MLMOptions", "MaskedTexts", "TextMLM", "collate_masked", "hide_tokens"]
 
@@ -49,21 +49,29 @@ class MLMOptions(EncoderOptions):
 
 
 def hide_tokens(ids: Tensor, share: float, vocab_size: int, generator: torch.Generator | None = None) -> tuple:
-    """(inputs (L,), targets (L,)): ``share`` of the ids (at least one) chosen, each then the unknown token
-    (80 %), a random token (10 %) or itself (10 %); targets hold the chosen positions' ids, ``IGNORE`` elsewhere."""
-    chosen = torch.rand(ids.shape, generator=generator) < share
+    """(inputs (L,) or (L, 1 + S), targets (L,)): ``share`` of the tokens (at least one) chosen, each then the
+    unknown token (80 %), a random token (10 %) or itself (10 %), and its subwords (column 1 on) hidden too, so
+    that they never tell the word; targets hold the chosen positions' token ids, ``IGNORE`` elsewhere."""
+    tokens = ids[:, 0] if ids.dim() == 2 else ids
+    chosen = torch.rand(tokens.shape, generator=generator) < share
     if not chosen.any():
-        chosen[torch.randint(len(ids), (1,), generator=generator)] = True
-    how = torch.rand(ids.shape, generator=generator)
-    random_ids = torch.randint(2, max(3, vocab_size), ids.shape, generator=generator)  # never PAD or UNK
-    inputs = torch.where(chosen & (how < 0.8), torch.full_like(ids, UNK), ids)
-    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_ids, inputs)
-    return inputs, torch.where(chosen, ids, torch.full_like(ids, IGNORE))
+        chosen[torch.randint(len(tokens), (1,), generator=generator)] = True
+    how = torch.rand(tokens.shape, generator=generator)
+    random_ids = torch.randint(2, max(3, vocab_size), tokens.shape, generator=generator)  # never PAD or UNK
+    hidden = torch.where(chosen & (how < 0.8), torch.full_like(tokens, UNK), tokens)
+    hidden = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_ids, hidden)
+    targets = torch.where(chosen, tokens, torch.full_like(tokens, IGNORE))
+    if ids.dim() == 1:
+        return hidden, targets
+    inputs = ids.masked_fill(chosen[:, None], 0)  # no n-gram at a hidden token
+    inputs[:, 0] = hidden
+    return inputs, targets
 
 
 class MaskedTexts(Dataset):
-    """Items ``(inputs (L,), targets (L,))`` of token-id texts: hidden afresh at each draw from torch's generator
-    (training: ``EpochSeeded`` makes it a function of seed, epoch, index), or by a draw fixed per index."""
+    """Items ``(inputs (L,) or (L, 1 + S), targets (L,))`` of token-id texts: hidden afresh at each draw from
+    torch's generator (training: ``EpochSeeded`` makes it a function of seed, epoch, index), or by a draw fixed
+    per index."""
 
     def __init__(self, ids: list[Tensor], share: float, vocab_size: int, *, fixed: bool) -> None:
         self.ids, self.share, self.vocab_size, self.fixed = ids, share, vocab_size, fixed
@@ -77,13 +85,8 @@ class MaskedTexts(Dataset):
 
 
 def collate_masked(batch: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-    """Inputs padded with ``PAD``, targets with ``IGNORE``: ((B, L), (B, L)) int64."""
-    longest = max(len(x) for x, _ in batch)
-    inputs = torch.full((len(batch), longest), PAD, dtype=torch.int64)
-    targets = torch.full((len(batch), longest), IGNORE, dtype=torch.int64)
-    for row, (x, t) in enumerate(batch):
-        inputs[row, : len(x)], targets[row, : len(t)] = x, t
-    return inputs, targets
+    """Inputs padded with ``PAD`` ((B, L) or (B, L, 1 + S)), targets with ``IGNORE`` ((B, L)), int64."""
+    return pad_rows([x for x, _ in batch], PAD), pad_rows([t for _, t in batch], IGNORE)
 
 
 class MaskedTokenMetrics(Metric):

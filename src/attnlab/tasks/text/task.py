@@ -66,15 +66,20 @@ class EncoderOptions:
     heads: int = option(4, "attention heads per encoder layer")
     ngram_buckets: int = option(16384, "buckets of the hashed character n-gram embeddings, all orders (0: none)")
     ngram_order: int = option(2, "the longest hashed n-gram: 2 (bigrams), 3 (and trigrams), …")
+    subword_buckets: int = option(
+        65536, "words: buckets of each word's hashed character 3-5-grams (fastText's subwords; 0: none)"
+    )
     dropout: float = option(0.3, "dropout on the embeddings and the encoder's branches")
     token_dropout: float = option(0.15, "training texts: each token becomes unknown with this probability")
 
     def __post_init__(self) -> None:
         lows = {"max_len": 1} if self.max_len is not None else {}
         lows |= {"min_count": 1, "dim": 4, "depth": 1, "heads": 1, "ngram_buckets": 0, "ngram_order": 2}
+        lows["subword_buckets"] = 0
         check_at_least(self, lows)
-        if self.ngram_buckets == 1:
-            raise ValueError("--ngram-buckets: expected 0 (none) or at least 2 buckets, got 1")
+        for name in ("ngram_buckets", "subword_buckets"):
+            if getattr(self, name) == 1:
+                raise ValueError(f"--{name.replace('_', '-')}: expected 0 (none) or at least 2 buckets, got 1")
         for name, value in (("--dropout", self.dropout), ("--token-dropout", self.token_dropout)):
             if not 0 <= value < 1:
                 raise ValueError(f"{name}: expected a number in [0, 1), got {value}")
@@ -177,14 +182,18 @@ class EncoderTask(Task):
             "max_len": self.max_len,
             "ngram_buckets": o.ngram_buckets,
             "ngram_order": o.ngram_order,
+            "subword_buckets": self.meta.get("subword_buckets", 0),  # 0 where the tokenizer is not words
             "dropout": o.dropout,
         }
 
     def example_input(self, batch: int = 1) -> tuple[Tensor, ...]:
-        return (torch.full((batch, min(64, self.max_len)), 2, dtype=torch.int64),)
+        """Token ids (batch, L), or with subwords (batch, L, 1 + S): column 0 the token, then its n-grams."""
+        shape = (batch, min(64, self.max_len)) + ((1 + 8,) if self.meta.get("subword_buckets") else ())
+        return (torch.full(shape, 2, dtype=torch.int64),)
 
     def export_dynamic(self) -> dict[int, dict[int, str]]:
-        return {0: {0: "batch", 1: "length"}}
+        axes = {0: "batch", 1: "length"} | ({2: "subwords"} if self.meta.get("subword_buckets") else {})
+        return {0: axes}
 
 
 @register_task

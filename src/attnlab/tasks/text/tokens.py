@@ -1,11 +1,17 @@
-"""Texts to token ids: the tokenizers, the vocabulary, the tokenized splits and their padded batches.
+"""Texts to token ids: the tokenizers, the vocabulary, each word's subwords, the tokenized splits and their
+padded batches.
 
-Ids: ``PAD`` (0, the text model's padding id), ``UNK`` (1), then the training split's tokens.
+Ids: ``PAD`` (0, the text model's padding id), ``UNK`` (1), then the training split's tokens. A text is a row
+of ids (L,), or with subwords (words tokenizer, ``--subword-buckets``) a table (L, 1 + S): column 0 the token's
+id, the others the buckets of its character n-grams (0: none), so that a word the vocabulary does not hold
+(unseen in training, or rarer than ``--min-count``) is still read through its pieces (Bojanowski et al.,
+"Enriching Word Vectors with Subword Information", TACL 2017: fastText's subwords).
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +23,19 @@ from torch.utils.data import Dataset
 from ..._names import Registry
 from ...models.text import PAD
 
-__all__ = ["PAD", "UNK", "TOKENIZERS", "check_tokenizer", "Vocabulary", "TokenizedTexts", "collate_padded", "encode"]
+__all__ = [
+    "PAD",
+    "UNK",
+    "TOKENIZERS",
+    "check_tokenizer",
+    "Vocabulary",
+    "Subwords",
+    "text_ids",
+    "pad_rows",
+    "TokenizedTexts",
+    "collate_padded",
+    "encode",
+]
 
 UNK = 1  # the unknown token's id in every vocabulary (after PAD = 0)
 
@@ -96,21 +114,61 @@ class Vocabulary:
         return [self.index.get(t, UNK) for t in tokens[:max_len]]
 
 
-def encode(texts: list[str], vocab: Vocabulary, tokenizer: str, max_len: int) -> list[list[int]]:
-    """Each text's ids: tokenized by the named tokenizer, cut to ``max_len`` tokens."""
+SUBWORD_ORDERS = (3, 4, 5)  # fastText's character n-grams are 3-6; 3-5 as the baseline's char_wb n-grams
+
+
+MAX_SUBWORDS = 32  # per word (a 10-letter word has 27 of orders 3-5): the n-grams of longer words' tails drop
+
+
+class Subwords:
+    """A word's character n-grams (of ``<word>``, fastText's boundary marks), hashed into 1 … buckets − 1 by
+    CRC-32 (stable across processes, unlike ``hash``), in order of position, at most ``MAX_SUBWORDS``."""
+
+    def __init__(self, buckets: int) -> None:
+        self.buckets, self.cache = buckets, {}
+
+    def __call__(self, word: str) -> list[int]:
+        ids = self.cache.get(word)
+        if ids is None:
+            s = f"<{word}>"
+            grams = [s[i : i + n] for i in range(len(s)) for n in SUBWORD_ORDERS if i + n <= len(s)]
+            ids = [zlib.crc32(g.encode()) % (self.buckets - 1) + 1 for g in grams[:MAX_SUBWORDS]]
+            self.cache[word] = ids
+        return ids
+
+
+def text_ids(tokens: list[str], vocab: Vocabulary, max_len: int, subwords: Subwords | None = None) -> Tensor:
+    """One text's ids cut to ``max_len`` tokens: (n,) int64, or (n, 1 + S) with ``subwords`` (S: the most
+    n-grams of its words; 0 pads); an empty text is one unknown token (never a 0-length row)."""
+    tokens = tokens[:max_len]
+    ids = torch.tensor(vocab.encode(tokens, max_len) or [UNK], dtype=torch.int64)
+    if subwords is None:
+        return ids
+    pieces = [subwords(t) for t in tokens] or [[]]
+    table = torch.zeros(len(ids), 1 + max(map(len, pieces)), dtype=torch.int64)
+    table[:, 0] = ids
+    for row, p in enumerate(pieces):
+        table[row, 1 : 1 + len(p)] = torch.tensor(p, dtype=torch.int64)
+    return table
+
+
+def encode(texts: list[str], vocab: Vocabulary, tokenizer: str, max_len: int, subword_buckets: int = 0) -> list[Tensor]:
+    """Each text's ids (``text_ids``): tokenized by the named tokenizer, cut to ``max_len`` tokens, with the
+    subwords of ``subword_buckets`` buckets when it is not 0."""
     tokenize = TOKENIZERS.get(tokenizer)
-    return [vocab.encode(tokenize(t), max_len) for t in texts]
+    subwords = Subwords(subword_buckets) if subword_buckets else None
+    return [text_ids(tokenize(t), vocab, max_len, subwords) for t in texts]
 
 
 class TokenizedTexts(Dataset):
-    """Items ``(token ids (n,) int64, label)``; empty texts become one unknown token (never a 0-length row).
+    """Items ``(token ids (n,) or (n, 1 + S) int64, label)`` (``text_ids``).
 
     ``token_dropout`` > 0 (training): each token is replaced by the unknown token with that probability, a
-    fresh draw per item from torch's generator (``EpochSeeded`` makes it a function of seed, epoch, index)."""
+    fresh draw per item from torch's generator (``EpochSeeded`` makes it a function of seed, epoch, index); a
+    dropped word keeps its subwords, as an unseen word has them at test time."""
 
-    def __init__(self, ids: list[list[int]], labels: list[int], token_dropout: float = 0.0) -> None:
-        self.ids = [torch.tensor(x or [UNK], dtype=torch.int64) for x in ids]
-        self.labels, self.token_dropout = labels, token_dropout
+    def __init__(self, ids: list[Tensor], labels: list[int], token_dropout: float = 0.0) -> None:
+        self.ids, self.labels, self.token_dropout = ids, labels, token_dropout
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -118,14 +176,28 @@ class TokenizedTexts(Dataset):
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
         x = self.ids[i]
         if self.token_dropout > 0:
-            x = torch.where(torch.rand(x.shape) < self.token_dropout, torch.full_like(x, UNK), x)
+            x = x.clone()
+            tok = x[:, 0] if x.dim() == 2 else x
+            tok[torch.rand(tok.shape) < self.token_dropout] = UNK
         return x, self.labels[i]
 
 
+def pad_rows(rows: list[Tensor], value: int) -> Tensor:
+    """Texts' ids (n_i,) or (n_i, 1 + S_i) padded with ``value`` to (B, L) or (B, L, 1 + S), the longest of
+    each axis; a subword table's padding past its own columns is 0 (no n-gram) whatever ``value``."""
+    longest = max(len(x) for x in rows)
+    if rows[0].dim() == 1:
+        out = torch.full((len(rows), longest), value, dtype=torch.int64)
+        for row, x in enumerate(rows):
+            out[row, : len(x)] = x
+        return out
+    out = torch.zeros(len(rows), longest, max(x.shape[1] for x in rows), dtype=torch.int64)
+    out[:, :, 0] = value
+    for row, x in enumerate(rows):
+        out[row, : len(x), : x.shape[1]] = x
+    return out
+
+
 def collate_padded(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
-    """Texts padded (with ``PAD``) to the longest in the batch: ((B, L) int64, (B,) int64)."""
-    longest = max(len(x) for x, _ in batch)
-    ids = torch.full((len(batch), longest), PAD, dtype=torch.int64)
-    for row, (x, _) in enumerate(batch):
-        ids[row, : len(x)] = x
-    return ids, torch.tensor([y for _, y in batch], dtype=torch.int64)
+    """Texts padded (with ``PAD``) to the longest in the batch: ((B, L) or (B, L, 1 + S) int64, (B,) int64)."""
+    return pad_rows([x for x, _ in batch], PAD), torch.tensor([y for _, y in batch], dtype=torch.int64)
