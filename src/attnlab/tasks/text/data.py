@@ -81,13 +81,13 @@ def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
     if max_len is None:
         max_len, length_note = measured_length([len(t) for t in tokens])
     buckets = options.subword_buckets if name == "words" else 0
-    subwords = Subwords(buckets) if buckets else None
+    subwords = Subwords.of(buckets)
     train_ids = [text_ids(t, vocab, max_len, subwords) for t in tokens]
     train = TokenizedTexts(train_ids, texts.train_labels, options.token_dropout)
-    test = TokenizedTexts(encode(texts.test_texts, vocab, name, max_len, buckets), texts.test_labels)
+    test = TokenizedTexts(encode(texts.test_texts, vocab, name, max_len, subwords), texts.test_labels)
     val = None
     if texts.val_texts is not None:
-        val = TokenizedTexts(encode(texts.val_texts, vocab, name, max_len, buckets), texts.val_labels)
+        val = TokenizedTexts(encode(texts.val_texts, vocab, name, max_len, subwords), texts.val_labels)
     pieces = f"; each word's character 3-5-grams in {buckets:,} buckets" if buckets else ""
     notes = [
         *notes,

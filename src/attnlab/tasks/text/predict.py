@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .tokens import Vocabulary, encode
+from .tokens import Subwords, Vocabulary, encode
 
 __all__ = ["format_prediction", "predict_texts", "read_inputs", "score_name"]
 
@@ -50,12 +50,13 @@ def predict_texts(
 ) -> list[dict]:
     """Rows ``{"input", "label", score_name(head): score, "text"}``, or ``{"input", "error"}``."""
     vocab, classes, score = Vocabulary(meta["vocab"]), meta["classes"], score_name(head)
+    subwords = Subwords.of(meta.get("subword_buckets", 0))  # one for every text: each word hashed once
     rows = []
     for name, text, error in items:
         if error or not text.strip():
             rows.append({"input": name, "error": f"{name}: {error or 'an empty text'}"})
             continue
-        ids = encode([text], vocab, tokenizer, max_len, meta.get("subword_buckets", 0))[0][None]
+        ids = encode([text], vocab, tokenizer, max_len, subwords)[0][None]
         scores = model(ids)[0].float()
         values = scores if head == "capsule" else scores.softmax(0)
         k = int(values.argmax())

@@ -74,8 +74,15 @@ class EncoderOptions:
 
     def __post_init__(self) -> None:
         lows = {"max_len": 1} if self.max_len is not None else {}
-        lows |= {"min_count": 1, "dim": 4, "depth": 1, "heads": 1, "ngram_buckets": 0, "ngram_order": 2}
-        lows["subword_buckets"] = 0
+        lows |= {
+            "min_count": 1,
+            "dim": 4,
+            "depth": 1,
+            "heads": 1,
+            "ngram_buckets": 0,
+            "ngram_order": 2,
+            "subword_buckets": 0,
+        }
         check_at_least(self, lows)
         for name in ("ngram_buckets", "subword_buckets"):
             if getattr(self, name) == 1:

@@ -127,6 +127,11 @@ class Subwords:
     def __init__(self, buckets: int) -> None:
         self.buckets, self.cache = buckets, {}
 
+    @classmethod
+    def of(cls, buckets: int) -> Subwords | None:
+        """The subwords of ``buckets`` buckets, None for 0 (a run without them)."""
+        return cls(buckets) if buckets else None
+
     def __call__(self, word: str) -> list[int]:
         ids = self.cache.get(word)
         if ids is None:
@@ -152,11 +157,12 @@ def text_ids(tokens: list[str], vocab: Vocabulary, max_len: int, subwords: Subwo
     return table
 
 
-def encode(texts: list[str], vocab: Vocabulary, tokenizer: str, max_len: int, subword_buckets: int = 0) -> list[Tensor]:
-    """Each text's ids (``text_ids``): tokenized by the named tokenizer, cut to ``max_len`` tokens, with the
-    subwords of ``subword_buckets`` buckets when it is not 0."""
+def encode(
+    texts: list[str], vocab: Vocabulary, tokenizer: str, max_len: int, subwords: Subwords | None = None
+) -> list[Tensor]:
+    """Each text's ids (``text_ids``): tokenized by the named tokenizer, cut to ``max_len`` tokens, with each
+    word's ``subwords`` where given (one ``Subwords`` for every split: its cache hashes each word once)."""
     tokenize = TOKENIZERS.get(tokenizer)
-    subwords = Subwords(subword_buckets) if subword_buckets else None
     return [text_ids(tokenize(t), vocab, max_len, subwords) for t in texts]
 
 
