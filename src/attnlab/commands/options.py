@@ -44,6 +44,7 @@ RECIPE_HELP = {
     "min_steps": "the fewest steps an epoch should have (the batch shrinks below that)",
     "val_fraction": "of each class carved from the training split for validation (data without its own)",
     "early_stop": "stop after this many epochs without a better validation metric (0: never)",
+    "ema": "decay of a moving average of the weights, which validation, the best checkpoint and test use (0: none)",
     "precision": "bf16 autocast, fp32, or auto (bf16 on CUDA, and on CPUs with bf16 for the tasks it speeds up)",
     "optimizer": "SGD (Nesterov momentum 0.9) or AdamW",
     "schedule": "learning-rate schedule",

@@ -59,11 +59,20 @@ def _join_optimizer(tensors: dict[str, Tensor], meta: dict) -> dict:
 
 
 def save_checkpoint(
-    path: str | Path, model: torch.nn.Module, meta: dict, *, optimizer=None, scheduler=None, rng: dict | None = None
+    path: str | Path,
+    model: torch.nn.Module,
+    meta: dict,
+    *,
+    optimizer=None,
+    scheduler=None,
+    rng: dict | None = None,
+    extra: dict[str, Tensor] | None = None,
 ) -> Path:
-    """Write ``path`` (.safetensors) and its readable ``.json`` copy; ``meta`` must be JSON-able."""
+    """Write ``path`` (.safetensors) and its readable ``.json`` copy; ``meta`` must be JSON-able. ``extra``:
+    more tensors under their own keys (a weight average's, ``engine.averaging``)."""
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     doc = {"format": FORMAT, **meta}
     if optimizer is not None:
         opt_tensors, doc["optimizer"] = _split_optimizer(optimizer.state_dict())

@@ -42,6 +42,7 @@ class Recipe:
     seed: int = 0
     val_fraction: float = 0.1  # of each class, carved from the training split when the data has no validation
     early_stop: int = 0  # stop after this many epochs without a better validation metric (0: never)
+    ema: float = 0.0  # decay of the weights' moving average that validation and test see (0: none; engine.averaging)
     precision: str = "auto"  # fp32, bf16 autocast, or auto (engine.precision)
     freeze_bn: bool = False  # batch-norm layers in eval mode: frozen statistics (fine-tuning, exact DDP checks)
     train_limit: int | None = None  # use only the first N training samples (quick runs)
@@ -62,6 +63,7 @@ class Recipe:
             (self.schedule in SCHEDULES, "--schedule", f"one of {SCHEDULES}", self.schedule),
             (0 < self.val_fraction <= 0.5, "--val-fraction", "a number in (0, 0.5]", self.val_fraction),
             (self.early_stop >= 0, "--early-stop", "an int >= 0 (0: never)", self.early_stop),
+            (self.ema == 0 or 0.5 <= self.ema < 1, "--ema", "0 (none) or a decay in [0.5, 1)", self.ema),
             (self.precision in PRECISIONS, "--precision", f"one of {PRECISIONS}", self.precision),
             (positive(self.train_limit), "--train-limit", "a positive int", self.train_limit),
         ]

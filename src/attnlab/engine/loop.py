@@ -39,11 +39,13 @@ def train_one_epoch(
     freeze_bn: bool = False,
     on_step: Callable[[int, float], None] | None = None,
     precision: str | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> dict:
     """Train over ``loader`` once, stepping the scheduler every batch.
 
     Returns ``train_loss``, the task's training metrics as ``train_<name>``, samples per second and seconds;
-    every sum is reduced over all ranks in one all-reduce. ``precision``: ``engine.precision.autocast``'s."""
+    every sum is reduced over all ranks in one all-reduce. ``precision``: ``engine.precision.autocast``'s;
+    ``after_step`` runs after every optimizer step (a weight average's update)."""
     model.train()
     if freeze_bn:
         set_bn_eval(model)
@@ -61,6 +63,8 @@ def train_one_epoch(
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if after_step is not None:
+            after_step()
         n = inputs[0].shape[0]
         loss_sum += loss.item() * n
         count += n

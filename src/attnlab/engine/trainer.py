@@ -27,6 +27,7 @@ from ..data.seeded import EpochSeeded, epoch_seed
 from ..measure.cost import count_flops, count_params
 from ..report.tables import rate_key
 from ..tasks import Task, TaskData
+from .averaging import WeightAverage
 from .checkpoint import atomic_write_text, load_checkpoint, model_state, restore_optimizer, save_checkpoint
 from .config import Recipe, TrainConfig
 from .distributed import DistContext, setup_distributed
@@ -247,9 +248,11 @@ def _best_epoch(history: list, monitor: str, mode: str) -> int:
     return 0 if best is None else best["epoch"]
 
 
-def _resume(out: Path, model: nn.Module, optimizer, scheduler, monitor: tuple[str, str]) -> _RunState:
+def _resume(out: Path, model: nn.Module, optimizer, scheduler, monitor, average: WeightAverage | None) -> _RunState:
     tensors, doc = load_checkpoint(out / LAST)
     load_model_weights(model, model_state(tensors), out / LAST)
+    if average is not None:
+        average.load(tensors, str(out / LAST))
     restore_optimizer(optimizer, tensors, doc)
     scheduler.load_state_dict(doc["scheduler"])
     _restore_rng(tensors, doc)
@@ -292,11 +295,13 @@ def _checkpoint_meta(config: TrainConfig, plan: Plan, data: TaskData, state: _Ru
     }
 
 
-def _save_epoch(out: Path, meta: dict, model, optimizer, scheduler, state: _RunState, improved: bool) -> None:
-    """last.* every epoch, best.* on improvement, metrics.jsonl: each written atomically."""
-    save_checkpoint(out / LAST, model, meta, optimizer=optimizer, scheduler=scheduler, rng=_rng_state())
+def _save_epoch(out: Path, meta: dict, model, optimizer, scheduler, state: _RunState, improved: bool, average) -> None:
+    """last.* every epoch (with the weight average, if any), best.* on improvement (the weights validation saw:
+    the average's, if any), metrics.jsonl: each written atomically."""
+    extra = None if average is None else average.tensors()
+    save_checkpoint(out / LAST, model, meta, optimizer=optimizer, scheduler=scheduler, rng=_rng_state(), extra=extra)
     if improved:
-        save_checkpoint(out / BEST, model, meta)
+        save_checkpoint(out / BEST, model if average is None else average.module, meta)
     atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in state.history))
 
 
@@ -383,9 +388,13 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     model = task.prepare_model(model, ctx.device)
     loaders = build_loaders(data, recipe, task, ctx, opts.workers)
     optimizer, scheduler = build_optimizer(recipe, task, model, len(loaders.train))
-    state = _resume(out, model, optimizer, scheduler, task.monitor) if opts.resume else _RunState()
+    average = None if not recipe.ema else WeightAverage(model, recipe.ema)
+    if average is not None:
+        _say(ctx, opts, [f"validation and test: the moving average of the weights (--ema {recipe.ema})"])
+    state = _resume(out, model, optimizer, scheduler, task.monitor, average) if opts.resume else _RunState()
     wall_before = state.wall_seconds - wall_start  # + perf_counter(): the run's wall time so far
     net = _wrap(model, opts, ctx)
+    judged = net if average is None else average.module  # what validation scores and best.* keeps
 
     interrupted, failure = False, None
     try:
@@ -409,8 +418,9 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
                     freeze_bn=recipe.freeze_bn,
                     on_step=progress.update,
                     precision=precision,
+                    after_step=None if average is None else lambda: average.update(model),
                 )
-            val, details = evaluate(net, loaders.val, ctx, task, precision=precision)
+            val, details = evaluate(judged, loaders.val, ctx, task, precision=precision)
             rate = rate_key(task.unit)
             train_metrics = {k: v for k, v in stats.items() if k.startswith("train_")}
             record = {"epoch": epoch + 1, **train_metrics, **val, "lr": lr, rate: stats[rate]}
@@ -426,7 +436,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
             progress.line(record)
             meta = _checkpoint_meta(config, plan, data, state, details)
             if ctx.is_main:
-                _save_epoch(out, meta, model, optimizer, scheduler, state, improved)
+                _save_epoch(out, meta, model, optimizer, scheduler, state, improved, average)
             ctx.barrier()
     except KeyboardInterrupt:
         interrupted = True
