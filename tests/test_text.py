@@ -255,7 +255,7 @@ def test_the_length_texts_are_cut_to_is_measured_on_the_training_texts(text_run,
     run = load_run(out)  # texts of 7 characters: 16, saved with the run and the model built for it
     assert run.task.meta["max_len"] == 16 and run.task.max_len == 16 and run.model.max_len == 16
     assert main(["predict", "--checkpoint", str(out), "--text", "好" * 40]) == 0  # longer texts are cut, not refused
-    assert capsys.readouterr().out.startswith("high length ")
+    assert capsys.readouterr().out.startswith("high probability ")
 
 
 def test_text_predict_visualize_export(text_run, tmp_path, capsys):
@@ -265,11 +265,12 @@ def test_text_predict_visualize_export(text_run, tmp_path, capsys):
     root, out = text_run
     assert main(["predict", "--checkpoint", str(out), "--text", "好棒喜欢的书", "--text", "差烂失望"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("high length ") and lines[1].startswith("low length ")  # capsule: a length
+    assert lines[0].startswith("high probability ") and lines[1].startswith("low probability ")  # calibrated
+    assert " length " in lines[0] and " length " in lines[1]  # capsule: its length too
     csv_file = tmp_path / "p.csv"
     assert main(["predict", "--checkpoint", str(out), "--text", "好棒喜欢的书", "--out", str(csv_file)]) == 0
     header, row = csv_file.read_text(encoding="utf-8").splitlines()
-    assert header == "input,label,length,text" and row.startswith("好棒喜欢的书,high,0.")
+    assert header == "input,label,length,probability,text" and row.startswith("好棒喜欢的书,high,0.")
     page = tmp_path / "att.html"
     assert main(["visualize", "--checkpoint", str(out), "--images", "3", "--out", str(page)]) == 0
     html = page.read_text(encoding="utf-8")

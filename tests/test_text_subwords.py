@@ -150,7 +150,7 @@ def test_an_english_run_reads_pieces_learns_and_predicts_unseen_words(english_ru
     # "subplots" and "reshaped" are not words of the training texts: their pieces are
     assert main(["predict", "--checkpoint", str(english_run), "--text", "subplots", "--text", "reshaped"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("plot length ") and lines[1].startswith("array length ")
+    assert lines[0].startswith("plot probability ") and lines[1].startswith("array probability ")
 
 
 def test_an_english_run_exports_with_a_dynamic_number_of_pieces(english_run, tmp_path):

@@ -1,8 +1,17 @@
-"""The text task's predict: the class of each ``--text`` and of each line of each file, with its score.
+"""The text task's predict: the class of each ``--text`` and of each line of each file, with what it is worth.
 
-The score is what the head's output means: for the capsule head, the **length** of the predicted class's
-capsule (in [0, 1); the lengths of a text's classes need not sum to 1, so it is no probability), for the
-other heads the softmax **probability** of the predicted class. The printed line and the CSV column name it.
+The class is the head's highest score. The numbers beside it, named in the printed line and the CSV columns:
+
+- **probability**: the predicted class's calibrated probability, softmax(scores / T)_k, where the scores are the
+  head's outputs (the capsule head's lengths, the other heads' logits) and T the temperature fitted after
+  training on the validation split (``tasks.calibration``, temperature scaling, Guo et al. 2017), the T that
+  minimizes the validation NLL, so that texts given p are right about a fraction p of the time (how far from it,
+  the run's ECE says). The classes' probabilities sum to 1 (the row's ``probabilities``, class by class);
+- **length** (capsule head): the predicted class's capsule length, in [0, 1), as the network outputs it; the
+  lengths of a text's classes need not sum to 1, so it is no probability.
+
+A run made before calibration (no ``calibration`` in its meta) predicts as it did then: the capsule head's
+length alone, the other heads' uncalibrated softmax probability (T = 1).
 """
 
 from __future__ import annotations
@@ -12,14 +21,23 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..calibration import calibrated_probabilities
 from .tokens import Subwords, Vocabulary, encode
 
-__all__ = ["format_prediction", "predict_texts", "read_inputs", "score_name"]
+__all__ = ["format_prediction", "predict_texts", "read_inputs", "score_columns", "score_name"]
 
 
 def score_name(head: str) -> str:
-    """``length`` (capsule head) or ``probability`` (the others): the score's name in rows and CSV columns."""
+    """The one score of a run without calibration: ``length`` (capsule head) or ``probability`` (the others)."""
     return "length" if head == "capsule" else "probability"
+
+
+def score_columns(head: str, calibrated: bool) -> tuple[str, ...]:
+    """The numbers of a row, in its CSV's column order: with calibration ``probability``, after the capsule head's
+    ``length`` (the column its runs had before); without, ``score_name(head)`` alone."""
+    if not calibrated:
+        return (score_name(head),)
+    return ("length", "probability") if head == "capsule" else ("probability",)
 
 
 def read_inputs(texts: list[str], files: list[str]) -> list[tuple[str, str, str | None]]:
@@ -48,24 +66,34 @@ def predict_texts(
     max_len: int,
     head: str,
 ) -> list[dict]:
-    """Rows ``{"input", "label", score_name(head): score, "text"}``, or ``{"input", "error"}``."""
+    """Rows ``{"input", "label", "length" (capsule head), "probability", "probabilities", "text"}`` with the run's
+    calibration (``meta["calibration"]["temperature"]``; ``probabilities``: each class's, by name), without it
+    ``{"input", "label", score_name(head): score, "text"}``; ``{"input", "error"}`` for a bad input."""
     vocab, classes, score = Vocabulary(meta["vocab"]), meta["classes"], score_name(head)
+    calibration = meta.get("calibration")
     subwords = Subwords.of(meta.get("subword_buckets", 0))  # one for every text: each word hashed once
     rows = []
     for name, text, error in items:
         if error or not text.strip():
             rows.append({"input": name, "error": f"{name}: {error or 'an empty text'}"})
             continue
-        ids = encode([text], vocab, tokenizer, max_len, subwords)[0][None]
-        scores = model(ids)[0].float()
-        values = scores if head == "capsule" else scores.softmax(0)
-        k = int(values.argmax())
-        rows.append({"input": name, "label": classes[k], score: float(values[k]), "text": text})
+        ids = encode([text], vocab, tokenizer, max_len, subwords)[0][None]  # (1, L) or (1, L, 1 + S)
+        scores = model(ids)[0].float()  # (K,): capsule lengths or logits
+        k = int(scores.argmax())  # the head's class, whatever T (a temperature keeps the order)
+        if calibration is None:  # a run from before calibration: as it predicted then
+            values = scores if head == "capsule" else scores.softmax(0)
+            rows.append({"input": name, "label": classes[k], score: float(values[k]), "text": text})
+            continue
+        probs = calibrated_probabilities(scores, calibration["temperature"])  # (K,) float64
+        row = {"input": name, "label": classes[k]} | ({"length": float(scores[k])} if head == "capsule" else {})
+        row |= {"probability": float(probs[k]), "probabilities": dict(zip(classes, probs.tolist(), strict=True))}
+        rows.append(row | {"text": text})
     return rows
 
 
 def format_prediction(row: dict) -> str:
-    """``pos length 0.912  这本书写得真好`` (the text cut to 40 characters)."""
-    name = "length" if "length" in row else "probability"
+    """``pos probability 0.874 length 0.912  这本书写得真好`` (the text cut to 40 characters): each number the row
+    has (a run without calibration: ``pos length 0.912  …`` or ``pos probability 0.874  …``)."""
+    names = [n for n in ("probability", "length") if n in row]
     text = row["text"] if len(row["text"]) <= 40 else row["text"][:39] + "…"
-    return f"{row['label']} {name} {row[name]:.3f}  {text}"
+    return " ".join([row["label"], *(f"{n} {row[n]:.3f}" for n in names)]) + f"  {text}"

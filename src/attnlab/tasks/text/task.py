@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from ...models.registry import create_model, get_model_builder
 from ...models.text import TEXT_HEADS, margin_loss
@@ -33,10 +34,11 @@ from ..base import (
     option,
     register_task,
 )
+from ..calibration import ECE_BINS, TEMPERATURE_BOUNDS, calibrate
 from .baseline import tuned_linear
 from .data import TEXT_DATA, balanced_weights
 from .metrics import TextMetrics
-from .predict import format_prediction, predict_texts, read_inputs, score_name
+from .predict import format_prediction, predict_texts, read_inputs, score_columns
 from .tokens import TOKENIZERS, check_tokenizer
 from .transfer import AUTO_BACKBONE, PRETRAIN_FROM, auto_backbone, load_encoder, read_backbone
 
@@ -148,7 +150,8 @@ class TextCLI(TaskCLI):
         return format_prediction(row)
 
     def prediction_fields(self, row: dict) -> dict:
-        return {k: row[k] for k in ("input", "label", score_name(self.task.options.head), "text")}
+        calibrated = "calibration" in self.task.meta
+        return {k: row[k] for k in ("input", "label", *score_columns(self.task.options.head, calibrated), "text")}
 
     def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int, details: Callable[[], dict]) -> Path:
         """The first ``count`` test texts shaded, and the confusion over the whole test split of ``data`` (the
@@ -163,7 +166,14 @@ class TextCLI(TaskCLI):
     def eval_details(self, details: dict) -> list[tuple[str, dict[str, str]]]:
         classes = self.task.meta["classes"]
         rows = {f"true {c}": " ".join(str(v) for v in r) for c, r in zip(classes, details["confusion"], strict=True)}
-        return [("confusion (rows: true, columns: predicted " + ", ".join(classes) + ")", rows)]
+        tables = [("confusion (rows: true, columns: predicted " + ", ".join(classes) + ")", rows)]
+        c = self.task.meta.get("calibration")
+        if c is not None:
+            rows = {"temperature T": f"{c['temperature']:.4g}"}
+            for name, key in (("NLL", "nll"), (f"ECE, {ECE_BINS} bins", "ece")):
+                rows[f"validation {name} (T = 1 -> T)"] = f"{c[f'val_{key}_before']:.4f} -> {c[f'val_{key}_after']:.4f}"
+            tables.append(("calibration (predict's probability: softmax(scores / T), T fitted on validation)", rows))
+        return tables
 
 
 class EncoderTask(Task):
@@ -296,6 +306,35 @@ class Text(EncoderTask):
 
     def metric(self, *, training: bool) -> Metric:
         return TextMetrics(len(self.meta["classes"]), training=training)
+
+    @torch.no_grad()
+    def validation_scores(self, model: nn.Module, data: TaskData, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(scores (N, K) float32, targets (N,) int64) of the validation texts, on the CPU: the head's outputs
+        (capsule lengths, or logits) through the task's own collate and evaluation forward."""
+        model.eval()
+        loader = DataLoader(data.val, self.eval_batch_size, collate_fn=data.collate_fn)
+        scores, targets = [], []
+        for batch in loader:
+            inputs, target = self.to_device(batch, device)
+            scores.append(self.forward_eval(model, inputs).float().cpu())
+            targets.append(target.cpu())
+        return torch.cat(scores), torch.cat(targets)
+
+    def fit_after_training(self, model: nn.Module, data: TaskData, device: torch.device) -> dict:
+        """Temperature scaling (``tasks.calibration``, Guo et al. 2017 §4.2) on the validation texts with the best
+        weights: predict's probability is softmax(scores / T), T minimizing the validation NLL. The argmax, so the
+        accuracy, is unchanged."""
+        scores, targets = self.validation_scores(model, data, device)
+        c = calibrate(scores, targets)
+        what = "capsule lengths" if self.options.head == "capsule" else "logits"
+        bound = c["temperature"] <= TEMPERATURE_BOUNDS[0] * (1 + 1e-6)
+        note = " (the search's lower bound: the validation NLL still falls as T shrinks)" * bound
+        line = (
+            f"calibration: softmax({what} / T), T = {c['temperature']:.4g}{note} fitted on the {len(targets)} "
+            f"validation texts: NLL {c['val_nll_before']:.4f} -> {c['val_nll_after']:.4f}, ECE ({ECE_BINS} bins) "
+            f"{c['val_ece_before']:.4f} -> {c['val_ece_after']:.4f} (T = 1 -> T); accuracy unchanged"
+        )
+        return {"calibration": c, "lines": [line]}
 
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
         """The tuned linear baseline (``baseline.tuned_linear``): fitted on the texts the network trains on, chosen
