@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
+from scipy.optimize import minimize_scalar
 from torch import Tensor
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
 ECE_BINS = 15  # Guo et al.'s M
 TEMPERATURE_BOUNDS = (1e-2, 1e2)  # the search's range of T (a split separated without error: the low end)
 _GRID = 81  # points of the first search, equally spaced in log T (steps of 0.115)
-_GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 def _checked(scores: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -72,8 +72,8 @@ def fit_temperature(scores: Tensor, targets: Tensor, *, bounds: tuple[float, flo
     """The T in ``bounds`` minimizing ``temperature_nll`` (Guo et al. §4.2), deterministic.
 
     The NLL is convex in 1/T (a log-sum-exp of linear functions of 1/T less a linear one), so it has one minimum
-    over log T: the best of a grid of 81 points in log T, refined by golden-section search between that point's
-    neighbours to 1e-9 in log T. A validation split that the scores separate without error has no minimum
+    over log T: the best of a grid of 81 points in log T, refined between that point's neighbours to 1e-9 in
+    log T by SciPy's bounded Brent search (``minimize_scalar(method="bounded")``). A validation split that the scores separate without error has no minimum
     inside (the NLL falls as T -> 0): the lower bound comes back. Scores equal in every row: T = 1.
     """
     if not 0 < bounds[0] < bounds[1]:
@@ -86,18 +86,8 @@ def fit_temperature(scores: Tensor, targets: Tensor, *, bounds: tuple[float, flo
         return 1.0
     i = min(range(_GRID), key=values.__getitem__)
     a, b = grid[max(i - 1, 0)], grid[min(i + 1, _GRID - 1)]
-    c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
-    fc, fd = _nll(s, t, c), _nll(s, t, d)
-    while b - a > 1e-9:
-        if fc <= fd:
-            b, d, fd = d, c, fc
-            c = b - _GOLDEN * (b - a)
-            fc = _nll(s, t, c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + _GOLDEN * (b - a)
-            fd = _nll(s, t, d)
-    best = min([(values[i], grid[i]), (fc, c), (fd, d)])  # the grid point where the minimum is at a bound
+    found = minimize_scalar(lambda u: _nll(s, t, u), bounds=(a, b), method="bounded", options={"xatol": 1e-9})
+    best = min([(values[i], grid[i]), (found.fun, found.x)])  # the grid point where the minimum is at a bound
     return math.exp(best[1])
 
 
