@@ -3,6 +3,10 @@
 The score is what the head's output means: for the capsule head, the **length** of the predicted class's
 capsule (in [0, 1); the lengths of a text's classes need not sum to 1, so it is no probability), for the
 other heads the softmax **probability** of the predicted class. The printed line and the CSV column name it.
+
+Several labels per text (a ``--multi-label`` run): every label whose score reaches the run's threshold (chosen on
+validation), highest first, each with its score: the capsule's length, or the label's sigmoid **probability**. A
+text may get none (no label is forced); its line then says so and names the highest-scoring label.
 """
 
 from __future__ import annotations
@@ -47,8 +51,11 @@ def predict_texts(
     tokenizer: str,
     max_len: int,
     head: str,
+    threshold: float | None = None,
 ) -> list[dict]:
-    """Rows ``{"input", "label", score_name(head): score, "text"}``, or ``{"input", "error"}``."""
+    """Rows ``{"input", "label", score_name(head): score, "text"}``, or ``{"input", "error"}``; with a
+    ``threshold`` (several labels per text) ``{"input", "labels": [(label, score), …], "best": (label, score),
+    "score": score_name(head), "text"}``, the labels on, highest first."""
     vocab, classes, score = Vocabulary(meta["vocab"]), meta["classes"], score_name(head)
     subwords = Subwords.of(meta.get("subword_buckets", 0))  # one for every text: each word hashed once
     rows = []
@@ -58,6 +65,12 @@ def predict_texts(
             continue
         ids = encode([text], vocab, tokenizer, max_len, subwords)[0][None]
         scores = model(ids)[0].float()
+        if threshold is not None:
+            values = scores if head == "capsule" else scores.sigmoid()
+            ranked = sorted(((classes[k], float(v)) for k, v in enumerate(values)), key=lambda lv: -lv[1])
+            on = [(label, v) for label, v in ranked if v >= threshold]
+            rows.append({"input": name, "labels": on, "best": ranked[0], "score": score, "text": text})
+            continue
         values = scores if head == "capsule" else scores.softmax(0)
         k = int(values.argmax())
         rows.append({"input": name, "label": classes[k], score: float(values[k]), "text": text})
@@ -65,7 +78,14 @@ def predict_texts(
 
 
 def format_prediction(row: dict) -> str:
-    """``pos length 0.912  这本书写得真好`` (the text cut to 40 characters)."""
-    name = "length" if "length" in row else "probability"
+    """``pos length 0.912  这本书写得真好`` (the text cut to 40 characters); several labels per text:
+    ``sports length 0.931, travel length 0.702  …``, or ``no label (highest: sports length 0.312)  …``."""
     text = row["text"] if len(row["text"]) <= 40 else row["text"][:39] + "…"
+    if "labels" in row:
+        name = row["score"]
+        if not row["labels"]:
+            label, v = row["best"]
+            return f"no label (highest: {label} {name} {v:.3f})  {text}"
+        return ", ".join(f"{label} {name} {v:.3f}" for label, v in row["labels"]) + f"  {text}"
+    name = "length" if "length" in row else "probability"
     return f"{row['label']} {name} {row[name]:.3f}  {text}"

@@ -5,6 +5,14 @@ training split only and saved with the run. Heads: capsule (margin loss), mean a
 one loss, in training and in evaluation. Metrics: accuracy and macro-F1 (from a confusion matrix of sums). The
 classical baseline, linear models on TF-IDF n-grams tuned on the same validation split (``baseline``), is fitted
 on the same training texts and scored on the same test split, in the same run, with a paired test against it.
+
+Several labels per text (``--multi-label``, textfile): the targets are multi-hot rows; the capsule head keeps its
+margin loss (a per-class loss: each label's capsule long, the others short), mean and cls get one sigmoid per class
+(binary cross-entropy on the logits). A label is on when its score (length or sigmoid) reaches one global threshold,
+chosen after training on the validation texts for the best micro-F1 (``fit_after_training``; 0.5 before); a text
+may get no label (none is forced). Metrics: micro- and macro-F1, subset accuracy, Hamming loss; the monitor is
+``val_micro_f1``; the baseline is TF-IDF with one logistic regression per label (``baseline.tuned_one_vs_rest``);
+no paired test (McNemar's needs one right-or-wrong per text).
 """
 
 from __future__ import annotations
@@ -33,9 +41,16 @@ from ..base import (
     option,
     register_task,
 )
-from .baseline import tuned_linear
+from .baseline import tuned_linear, tuned_one_vs_rest
 from .data import TEXT_DATA, balanced_weights
-from .metrics import TextMetrics
+from .metrics import (
+    DEFAULT_THRESHOLD,
+    MultiLabelMetrics,
+    TextMetrics,
+    choose_threshold,
+    label_scores,
+    multilabel_scores,
+)
 from .predict import format_prediction, predict_texts, read_inputs, score_name
 from .tokens import TOKENIZERS, check_tokenizer
 from .transfer import AUTO_BACKBONE, PRETRAIN_FROM, auto_backbone, load_encoder, read_backbone
@@ -52,6 +67,12 @@ class EncoderOptions:
     data_dir: str | None = option(None, "textfile: folder with train.csv and val.csv (or .tsv, .jsonl)")
     text_col: str = option("text", "textfile: the text column")
     label_col: str = option("label", "textfile: the label column")
+    multi_label: bool = option(
+        False,
+        "textfile: several labels per text in the label column (--label-sep): one score per class, a threshold "
+        "chosen on validation, micro/macro-F1",
+    )
+    label_sep: str = option("|", "--multi-label: what separates a text's labels (a .jsonl cell may be a JSON list)")
     tokenizer: str = option(
         "auto",
         "how texts become tokens: auto (char for Chinese, Japanese; else words), " + ", ".join(TOKENIZERS.names()),
@@ -90,6 +111,8 @@ class EncoderOptions:
         for name, value in (("--dropout", self.dropout), ("--token-dropout", self.token_dropout)):
             if not 0 <= value < 1:
                 raise ValueError(f"{name}: expected a number in [0, 1), got {value}")
+        if self.multi_label and not self.label_sep:
+            raise ValueError("--label-sep: expected a non-empty separator of a text's labels, got ''")
 
 
 # what a pretrained encoder and the run that starts from it must share (the encoder's shapes, the same texts read
@@ -123,6 +146,8 @@ class TextOptions(EncoderOptions):
         super().__post_init__()
         check_at_least(self, {"capsules": 1})
         self.backbone = none_if_blank(self.backbone)
+        if self.multi_label and self.class_weights != "none":
+            raise ValueError("--class-weights balanced: not with --multi-label (weights of one class per text)")
 
 
 class TextCLI(TaskCLI):
@@ -139,21 +164,36 @@ class TextCLI(TaskCLI):
         return bool(args.text)
 
     def predict(self, model: nn.Module, inputs: list[str], args: Any) -> list[dict]:
-        o = self.task.options
+        o, task = self.task.options, self.task
         items = read_inputs(args.text, inputs)
-        tokenizer = self.task.tokenizer
-        return predict_texts(model, items, self.task.meta, tokenizer=tokenizer, max_len=self.task.max_len, head=o.head)
+        threshold = task.threshold if task.multi_label else None
+        return predict_texts(
+            model, items, task.meta, tokenizer=task.tokenizer, max_len=task.max_len, head=o.head, threshold=threshold
+        )
 
     def format_prediction(self, row: dict) -> str:
         return format_prediction(row)
 
     def prediction_fields(self, row: dict) -> dict:
-        return {k: row[k] for k in ("input", "label", score_name(self.task.options.head), "text")}
+        score = score_name(self.task.options.head)
+        if not self.task.multi_label:
+            return {k: row[k] for k in ("input", "label", score, "text")}
+        sep = self.task.options.label_sep  # the labels on, and their scores, as the data's label column holds them
+        labels = sep.join(label for label, _ in row["labels"])
+        return {
+            "input": row["input"],
+            "labels": labels,
+            score: sep.join(f"{v:.4f}" for _, v in row["labels"]),
+            "text": row["text"],
+        }
 
     def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int, details: Callable[[], dict]) -> Path:
         """The first ``count`` test texts shaded, and the confusion over the whole test split of ``data`` (the
         run's evaluation details)."""
         from .pictures import write_text_attention
+
+        if self.task.multi_label:
+            raise ValueError("visualize: draws one label per text and its confusion; not a --multi-label run yet")
 
         texts = [(data.source.test_texts[i], *data.test[i]) for i in range(min(count, len(data.test)))]
         tokenize, classes = TOKENIZERS.get(self.task.tokenizer), self.task.meta["classes"]
@@ -162,6 +202,13 @@ class TextCLI(TaskCLI):
 
     def eval_details(self, details: dict) -> list[tuple[str, dict[str, str]]]:
         classes = self.task.meta["classes"]
+        if self.task.multi_label:
+            c = details["per_class"]
+            rows = {}
+            for name, tp, fp, fn in zip(classes, c["tp"], c["fp"], c["fn"], strict=True):
+                f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+                rows[name] = f"TP {tp}  FP {fp}  FN {fn}  F1 {f1:.3f}"
+            return [(f"each label at threshold {details['threshold']:g}", rows)]
         rows = {f"true {c}": " ".join(str(v) for v in r) for c, r in zip(classes, details["confusion"], strict=True)}
         return [("confusion (rows: true, columns: predicted " + ", ".join(classes) + ")", rows)]
 
@@ -218,6 +265,22 @@ class Text(EncoderTask):
     default_vary = {"head": ["capsule", "mean", "cls"]}
     renamed = {"bigrams": "ngram_buckets", "ngrams": "ngram_order"}  # runs made before the model's names were taken
     options: TextOptions
+
+    def __init__(self, options: TextOptions, *, meta: dict | None = None, runs: Any = None) -> None:
+        super().__init__(options, meta=meta, runs=runs)
+        if options.multi_label:  # per run: its own monitor, and no one class per text for the paired tests
+            self.monitor = ("val_micro_f1", "max")
+            self.classifies = False
+
+    @property
+    def multi_label(self) -> bool:
+        return self.options.multi_label
+
+    @property
+    def threshold(self) -> float:
+        """Several labels per text: the decision threshold chosen on validation (``fit_after_training``), else
+        ``DEFAULT_THRESHOLD`` (0.5)."""
+        return (self.saved_meta or {}).get("fitted", {}).get("threshold", DEFAULT_THRESHOLD)
 
     def check_names(self) -> None:
         o = self.options
@@ -287,7 +350,12 @@ class Text(EncoderTask):
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         """The capsule head's margin loss (its scores are capsule lengths), else cross-entropy on logits; each
-        weighted by class with ``--class-weights balanced``."""
+        weighted by class with ``--class-weights balanced``. Several labels per text (multi-hot targets): the
+        margin loss, else binary cross-entropy on each class's logit (the mean over texts and classes)."""
+        if self.multi_label:
+            if self.options.head == "capsule":
+                return margin_loss(output, target)
+            return F.binary_cross_entropy_with_logits(output.float(), target.float())
         weights = self.meta.get("class_weights")
         weight = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=output.device)
         if self.options.head == "capsule":
@@ -295,7 +363,34 @@ class Text(EncoderTask):
         return F.cross_entropy(output.float(), target, weight=weight)
 
     def metric(self, *, training: bool) -> Metric:
-        return TextMetrics(len(self.meta["classes"]), training=training)
+        k = len(self.meta["classes"])
+        if self.multi_label:
+            return MultiLabelMetrics(k, head=self.options.head, threshold=self.threshold, training=training)
+        return TextMetrics(k, training=training)
+
+    def fit_after_training(self, model: nn.Module, data: TaskData, device: torch.device) -> dict:
+        """Several labels per text: the one threshold on the labels' scores with the best micro-F1 on the validation
+        texts (``metrics.choose_threshold``: 0.05, 0.10, …, 0.95), with the best weights; eval, test and predict
+        use it. One label per text: nothing to choose."""
+        if not self.multi_label:
+            return {}
+        from torch.utils.data import DataLoader
+
+        model.eval()
+        scores, truths = [], []
+        with torch.no_grad():
+            for x, y in DataLoader(data.val, self.eval_batch_size, collate_fn=data.collate_fn):
+                scores.append(label_scores(model(x.to(device)), self.options.head).cpu())
+                truths.append(y)
+        s, t = torch.cat(scores).numpy(), torch.cat(truths).numpy() > 0.5
+        threshold, f1 = choose_threshold(s, t)
+        at_default = multilabel_scores(t, s >= DEFAULT_THRESHOLD)["micro_f1"]
+        fitted = {"threshold": threshold, "val_micro_f1": f1, "val_micro_f1_default": at_default}
+        line = (
+            f"threshold: {threshold:g}, best micro-F1 on the {len(t)} validation texts ({at_default:.3f} at "
+            f"{DEFAULT_THRESHOLD:g} -> {f1:.3f}; grid 0.05..0.95); test, eval and predict use it"
+        )
+        return {"fitted": fitted, "lines": [line]}
 
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
         """The tuned linear baseline (``baseline.tuned_linear``): fitted on the texts the network trains on, chosen
@@ -313,11 +408,14 @@ class Text(EncoderTask):
                 train_texts=[texts.train_texts[i] for i in keep],
                 train_labels=[texts.train_labels[i] for i in keep],
             )
-        return {"tuned_linear": tuned_linear(texts, val, spaced=self.tokenizer == "words")}
+        tune = tuned_one_vs_rest if self.multi_label else tuned_linear
+        return {"tuned_linear": tune(texts, val, spaced=self.tokenizer == "words")}
 
     def title(self) -> str:
         o = self.options
-        return f"{o.model} ({o.depth} layer, {o.head} head) on {o.data}"
+        several = ", several labels per text" if o.multi_label else ""
+        return f"{o.model} ({o.depth} layer, {o.head} head{several}) on {o.data}"
 
     def default_out(self) -> Path:
-        return Path("runs") / f"text-{self.options.head}-{self.options.data}"
+        several = "-multilabel" if self.options.multi_label else ""
+        return Path("runs") / f"text-{self.options.head}-{self.options.data}{several}"
