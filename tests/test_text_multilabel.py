@@ -99,6 +99,9 @@ def test_a_carved_validation_is_stratified_by_each_texts_rarest_label(tmp_path):
     assert {y for i in held for y in labels[i]} == {0, 1, 2, 3}  # every label is in validation
     again = task.split_validation(task.build_data(), 0.2)
     assert again.split == carved.split  # deterministic
+    base = task.baselines(carved)["tuned_linear"]  # fitted on the 80 kept texts, chosen on the 20 carved ones
+    assert base["model"] == "ovr_logreg" and {"val_micro_f1", "test_micro_f1", "test_hamming_loss"} <= set(base)
+    assert "test_predictions" not in base  # nothing to pair
 
 
 def test_the_margin_loss_takes_multi_hot_targets():
@@ -188,6 +191,7 @@ def test_a_multi_label_run_learns_and_stores_its_threshold(multilabel_run, capsy
     assert 0.05 <= fitted["threshold"] <= 0.95 and fitted["val_micro_f1"] >= fitted["val_micro_f1_default"]
     run = load_run(out)  # the threshold is in the run's meta: eval and predict use it
     assert run.task.threshold == fitted["threshold"] == run.doc["eval"]["threshold"]
+    assert run.doc["best"]["metric"] == "val_micro_f1"  # the checkpoint names the run's monitor, not the class's
     assert main(["eval", "--checkpoint", str(out)]) == 0
     assert f"each label at threshold {fitted['threshold']:g}" in capsys.readouterr().out
 

@@ -33,6 +33,7 @@ from ...models.text import TEXT_HEADS, margin_loss
 from ..base import (
     Metric,
     Prerequisite,
+    RunSource,
     Task,
     TaskCLI,
     TaskData,
@@ -266,7 +267,7 @@ class Text(EncoderTask):
     renamed = {"bigrams": "ngram_buckets", "ngrams": "ngram_order"}  # runs made before the model's names were taken
     options: TextOptions
 
-    def __init__(self, options: TextOptions, *, meta: dict | None = None, runs: Any = None) -> None:
+    def __init__(self, options: TextOptions, *, meta: dict | None = None, runs: RunSource | None = None) -> None:
         super().__init__(options, meta=meta, runs=runs)
         if options.multi_label:  # per run: its own monitor, and no one class per text for the paired tests
             self.monitor = ("val_micro_f1", "max")
