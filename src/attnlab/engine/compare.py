@@ -151,7 +151,8 @@ def aggregate(
         by_label.setdefault(label(variant), (variant, []))[1].append(summary)
     times = _latency_ms(out, [v for v, _ in by_label.values()], seeds[0]) if latency else {}
     ref = label(reference_variant([v for v, _ in by_label.values()], reference))
-    higher_is_better = get_task(results[0][1]["task"]).monitor[1] == "max"
+    first = results[0][1]  # the run's own direction (a task's monitor may depend on its options), else its class's
+    higher_is_better = first.get("monitor_mode", get_task(first["task"]).monitor[1]) == "max"
     rows = []
     for name, (variant, runs) in by_label.items():
         monitor = runs[0]["monitor"]

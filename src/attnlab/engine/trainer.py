@@ -280,8 +280,9 @@ def _load_data(config: TrainConfig, task: Task, opts: RunOptions, ctx: DistConte
     return data
 
 
-def _checkpoint_meta(config: TrainConfig, plan: Plan, data: TaskData, state: _RunState, details: dict) -> dict:
-    monitor = config.task_class.monitor[0]
+def _checkpoint_meta(config: TrainConfig, plan: Plan, data: TaskData, state: _RunState, details: dict, monitor: str):
+    """What last.* and best.* keep besides tensors; ``monitor``: the run's task's (a task's monitor may depend on
+    its options, so the task object's, not its class's)."""
     return {
         "config": config.to_dict(),
         "plan": plan.to_dict(),
@@ -315,6 +316,7 @@ def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunS
         heldout_name(monitor): test.get(heldout_name(monitor)),
         f"best_{monitor}": best.get(monitor),
         "monitor": monitor,
+        "monitor_mode": task.monitor[1],
         "best_epoch": state.best_epoch,
         "val_metrics": {k: v for k, v in best.items() if k.startswith("val_")},
         "test_metrics": test,
@@ -434,7 +436,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
                 state.best_epoch = epoch + 1
             state.wall_seconds = wall_before + time.perf_counter()
             progress.line(record)
-            meta = _checkpoint_meta(config, plan, data, state, details)
+            meta = _checkpoint_meta(config, plan, data, state, details, monitor)
             if ctx.is_main:
                 _save_epoch(out, meta, model, optimizer, scheduler, state, improved, average)
             ctx.barrier()

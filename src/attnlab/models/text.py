@@ -52,8 +52,19 @@ def margin_loss(
     weight: Tensor | None = None,
 ) -> Tensor:
     """Eq. 4, summed over classes, averaged over the batch; with ``weight`` (K,), a weighted average by each
-    sample's class weight, as ``F.cross_entropy(weight=…)`` averages."""
-    t = F.one_hot(target, lengths.shape[-1]).to(lengths.dtype)
+    sample's class weight, as ``F.cross_entropy(weight=…)`` averages.
+
+    ``target``: (B,) class indices, or (B, K) multi-hot 0/1 floats (several labels per text: eq. 4 is already a
+    per-class loss, T_k = 1 for each of a text's labels; no ``weight`` then)."""
+    if target.is_floating_point():
+        if target.shape != lengths.shape or weight is not None:
+            raise ValueError(
+                f"margin_loss: a multi-hot target must have the lengths' shape {tuple(lengths.shape)} and no weight; "
+                f"got {tuple(target.shape)}" + (" and a weight" if weight is not None else "")
+            )
+        t = target.to(lengths.dtype)
+    else:
+        t = F.one_hot(target, lengths.shape[-1]).to(lengths.dtype)
     loss = (t * F.relu(m_pos - lengths).square() + lam * (1 - t) * F.relu(lengths - m_neg).square()).sum(-1)
     if weight is None:
         return loss.mean()

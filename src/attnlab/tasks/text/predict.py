@@ -12,6 +12,10 @@ The class is the head's highest score. The numbers beside it, named in the print
 
 A run made before calibration (no ``calibration`` in its meta) predicts as it did then: the capsule head's
 length alone, the other heads' uncalibrated softmax probability (T = 1).
+
+Several labels per text (a ``--multi-label`` run): every label whose score reaches the run's threshold (chosen on
+validation), highest first, each with its score: the capsule's length, or the label's sigmoid **probability**. A
+text may get none (no label is forced); its line then says so and names the highest-scoring label.
 """
 
 from __future__ import annotations
@@ -65,10 +69,13 @@ def predict_texts(
     tokenizer: str,
     max_len: int,
     head: str,
+    threshold: float | None = None,
 ) -> list[dict]:
     """Rows ``{"input", "label", "length" (capsule head), "probability", "probabilities", "text"}`` with the run's
     calibration (``meta["calibration"]["temperature"]``; ``probabilities``: each class's, by name), without it
-    ``{"input", "label", score_name(head): score, "text"}``; ``{"input", "error"}`` for a bad input."""
+    ``{"input", "label", score_name(head): score, "text"}``; ``{"input", "error"}`` for a bad input. With a
+    ``threshold`` (several labels per text) ``{"input", "labels": [(label, score), …], "best": (label, score),
+    "score": score_name(head), "text"}``, the labels on, highest first."""
     vocab, classes, score = Vocabulary(meta["vocab"]), meta["classes"], score_name(head)
     calibration = meta.get("calibration")
     subwords = Subwords.of(meta.get("subword_buckets", 0))  # one for every text: each word hashed once
@@ -79,6 +86,12 @@ def predict_texts(
             continue
         ids = encode([text], vocab, tokenizer, max_len, subwords)[0][None]  # (1, L) or (1, L, 1 + S)
         scores = model(ids)[0].float()  # (K,): capsule lengths or logits
+        if threshold is not None:  # several labels: each class's own score (a length, or a sigmoid)
+            values = scores if head == "capsule" else scores.sigmoid()
+            ranked = sorted(((classes[k], float(v)) for k, v in enumerate(values)), key=lambda lv: -lv[1])
+            on = [(label, v) for label, v in ranked if v >= threshold]
+            rows.append({"input": name, "labels": on, "best": ranked[0], "score": score, "text": text})
+            continue
         k = int(scores.argmax())  # the head's class, whatever T (a temperature keeps the order)
         if calibration is None:  # a run from before calibration: as it predicted then
             values = scores if head == "capsule" else scores.softmax(0)
@@ -93,7 +106,14 @@ def predict_texts(
 
 def format_prediction(row: dict) -> str:
     """``pos probability 0.874 length 0.912  这本书写得真好`` (the text cut to 40 characters): each number the row
-    has (a run without calibration: ``pos length 0.912  …`` or ``pos probability 0.874  …``)."""
-    names = [n for n in ("probability", "length") if n in row]
+    has (a run without calibration: ``pos length 0.912  …`` or ``pos probability 0.874  …``); several labels per
+    text: ``sports length 0.931, travel length 0.702  …``, or ``no label (highest: sports length 0.312)  …``."""
     text = row["text"] if len(row["text"]) <= 40 else row["text"][:39] + "…"
+    if "labels" in row:
+        name = row["score"]
+        if not row["labels"]:
+            label, v = row["best"]
+            return f"no label (highest: {label} {name} {v:.3f})  {text}"
+        return ", ".join(f"{label} {name} {v:.3f}" for label, v in row["labels"]) + f"  {text}"
+    names = [n for n in ("probability", "length") if n in row]
     return " ".join([row["label"], *(f"{n} {row[n]:.3f}" for n in names)]) + f"  {text}"

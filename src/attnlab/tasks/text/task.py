@@ -5,6 +5,14 @@ training split only and saved with the run. Heads: capsule (margin loss), mean a
 one loss, in training and in evaluation. Metrics: accuracy and macro-F1 (from a confusion matrix of sums). The
 classical baseline, linear models on TF-IDF n-grams tuned on the same validation split (``baseline``), is fitted
 on the same training texts and scored on the same test split, in the same run, with a paired test against it.
+
+Several labels per text (``--multi-label``, textfile): the targets are multi-hot rows; the capsule head keeps its
+margin loss (a per-class loss: each label's capsule long, the others short), mean and cls get one sigmoid per class
+(binary cross-entropy on the logits). A label is on when its score (length or sigmoid) reaches one global threshold,
+chosen after training on the validation texts for the best micro-F1 (``fit_after_training``; 0.5 before); a text
+may get no label (none is forced). Metrics: micro- and macro-F1, subset accuracy, Hamming loss; the monitor is
+``val_micro_f1``; the baseline is TF-IDF with one logistic regression per label (``baseline.tuned_one_vs_rest``);
+no paired test (McNemar's needs one right-or-wrong per text).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from ...models.text import TEXT_HEADS, margin_loss
 from ..base import (
     Metric,
     Prerequisite,
+    RunSource,
     Task,
     TaskCLI,
     TaskData,
@@ -35,10 +44,17 @@ from ..base import (
     register_task,
 )
 from ..calibration import ECE_BINS, TEMPERATURE_BOUNDS, calibrate
-from .baseline import tuned_linear
+from .baseline import tuned_linear, tuned_one_vs_rest
 from .data import TEXT_DATA, balanced_weights
-from .metrics import TextMetrics
-from .predict import format_prediction, predict_texts, read_inputs, score_columns
+from .metrics import (
+    DEFAULT_THRESHOLD,
+    MultiLabelMetrics,
+    TextMetrics,
+    choose_threshold,
+    label_scores,
+    multilabel_scores,
+)
+from .predict import format_prediction, predict_texts, read_inputs, score_columns, score_name
 from .tokens import TOKENIZERS, check_tokenizer
 from .transfer import AUTO_BACKBONE, PRETRAIN_FROM, auto_backbone, load_encoder, read_backbone
 
@@ -54,6 +70,12 @@ class EncoderOptions:
     data_dir: str | None = option(None, "textfile: folder with train.csv and val.csv (or .tsv, .jsonl)")
     text_col: str = option("text", "textfile: the text column")
     label_col: str = option("label", "textfile: the label column")
+    multi_label: bool = option(
+        False,
+        "textfile: several labels per text in the label column (--label-sep): one score per class, a threshold "
+        "chosen on validation, micro/macro-F1",
+    )
+    label_sep: str = option("|", "--multi-label: what separates a text's labels (a .jsonl cell may be a JSON list)")
     tokenizer: str = option(
         "auto",
         "how texts become tokens: auto (char for Chinese, Japanese; else words), " + ", ".join(TOKENIZERS.names()),
@@ -92,6 +114,8 @@ class EncoderOptions:
         for name, value in (("--dropout", self.dropout), ("--token-dropout", self.token_dropout)):
             if not 0 <= value < 1:
                 raise ValueError(f"{name}: expected a number in [0, 1), got {value}")
+        if self.multi_label and not self.label_sep:
+            raise ValueError("--label-sep: expected a non-empty separator of a text's labels, got ''")
 
 
 # what a pretrained encoder and the run that starts from it must share (the encoder's shapes, the same texts read
@@ -125,6 +149,8 @@ class TextOptions(EncoderOptions):
         super().__post_init__()
         check_at_least(self, {"capsules": 1})
         self.backbone = none_if_blank(self.backbone)
+        if self.multi_label and self.class_weights != "none":
+            raise ValueError("--class-weights balanced: not with --multi-label (weights of one class per text)")
 
 
 class TextCLI(TaskCLI):
@@ -141,22 +167,37 @@ class TextCLI(TaskCLI):
         return bool(args.text)
 
     def predict(self, model: nn.Module, inputs: list[str], args: Any) -> list[dict]:
-        o = self.task.options
+        o, task = self.task.options, self.task
         items = read_inputs(args.text, inputs)
-        tokenizer = self.task.tokenizer
-        return predict_texts(model, items, self.task.meta, tokenizer=tokenizer, max_len=self.task.max_len, head=o.head)
+        threshold = task.threshold if task.multi_label else None
+        return predict_texts(
+            model, items, task.meta, tokenizer=task.tokenizer, max_len=task.max_len, head=o.head, threshold=threshold
+        )
 
     def format_prediction(self, row: dict) -> str:
         return format_prediction(row)
 
     def prediction_fields(self, row: dict) -> dict:
-        calibrated = "calibration" in self.task.meta
-        return {k: row[k] for k in ("input", "label", *score_columns(self.task.options.head, calibrated), "text")}
+        score = score_name(self.task.options.head)
+        if not self.task.multi_label:
+            calibrated = "calibration" in self.task.meta
+            return {k: row[k] for k in ("input", "label", *score_columns(self.task.options.head, calibrated), "text")}
+        sep = self.task.options.label_sep  # the labels on, and their scores, as the data's label column holds them
+        labels = sep.join(label for label, _ in row["labels"])
+        return {
+            "input": row["input"],
+            "labels": labels,
+            score: sep.join(f"{v:.4f}" for _, v in row["labels"]),
+            "text": row["text"],
+        }
 
     def visualize(self, model: nn.Module, data: TaskData, out: Path, count: int, details: Callable[[], dict]) -> Path:
         """The first ``count`` test texts shaded, and the confusion over the whole test split of ``data`` (the
         run's evaluation details)."""
         from .pictures import write_text_attention
+
+        if self.task.multi_label:
+            raise ValueError("visualize: draws one label per text and its confusion; not a --multi-label run yet")
 
         texts = [(data.source.test_texts[i], *data.test[i]) for i in range(min(count, len(data.test)))]
         tokenize, classes = TOKENIZERS.get(self.task.tokenizer), self.task.meta["classes"]
@@ -165,6 +206,13 @@ class TextCLI(TaskCLI):
 
     def eval_details(self, details: dict) -> list[tuple[str, dict[str, str]]]:
         classes = self.task.meta["classes"]
+        if self.task.multi_label:
+            c = details["per_class"]
+            rows = {}
+            for name, tp, fp, fn in zip(classes, c["tp"], c["fp"], c["fn"], strict=True):
+                f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+                rows[name] = f"TP {tp}  FP {fp}  FN {fn}  F1 {f1:.3f}"
+            return [(f"each label at threshold {details['threshold']:g}", rows)]
         rows = {f"true {c}": " ".join(str(v) for v in r) for c, r in zip(classes, details["confusion"], strict=True)}
         tables = [("confusion (rows: true, columns: predicted " + ", ".join(classes) + ")", rows)]
         c = self.task.meta.get("calibration")
@@ -228,6 +276,22 @@ class Text(EncoderTask):
     default_vary = {"head": ["capsule", "mean", "cls"]}
     renamed = {"bigrams": "ngram_buckets", "ngrams": "ngram_order"}  # runs made before the model's names were taken
     options: TextOptions
+
+    def __init__(self, options: TextOptions, *, meta: dict | None = None, runs: RunSource | None = None) -> None:
+        super().__init__(options, meta=meta, runs=runs)
+        if options.multi_label:  # per run: its own monitor, and no one class per text for the paired tests
+            self.monitor = ("val_micro_f1", "max")
+            self.classifies = False
+
+    @property
+    def multi_label(self) -> bool:
+        return self.options.multi_label
+
+    @property
+    def threshold(self) -> float:
+        """Several labels per text: the decision threshold chosen on validation (``fit_after_training``), else
+        ``DEFAULT_THRESHOLD`` (0.5)."""
+        return (self.saved_meta or {}).get("fitted", {}).get("threshold", DEFAULT_THRESHOLD)
 
     def check_names(self) -> None:
         o = self.options
@@ -297,7 +361,12 @@ class Text(EncoderTask):
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         """The capsule head's margin loss (its scores are capsule lengths), else cross-entropy on logits; each
-        weighted by class with ``--class-weights balanced``."""
+        weighted by class with ``--class-weights balanced``. Several labels per text (multi-hot targets): the
+        margin loss, else binary cross-entropy on each class's logit (the mean over texts and classes)."""
+        if self.multi_label:
+            if self.options.head == "capsule":
+                return margin_loss(output, target)
+            return F.binary_cross_entropy_with_logits(output.float(), target.float())
         weights = self.meta.get("class_weights")
         weight = None if weights is None else torch.tensor(weights, dtype=torch.float32, device=output.device)
         if self.options.head == "capsule":
@@ -305,12 +374,16 @@ class Text(EncoderTask):
         return F.cross_entropy(output.float(), target, weight=weight)
 
     def metric(self, *, training: bool) -> Metric:
-        return TextMetrics(len(self.meta["classes"]), training=training)
+        k = len(self.meta["classes"])
+        if self.multi_label:
+            return MultiLabelMetrics(k, head=self.options.head, threshold=self.threshold, training=training)
+        return TextMetrics(k, training=training)
 
     @torch.no_grad()
     def validation_scores(self, model: nn.Module, data: TaskData, device: torch.device) -> tuple[Tensor, Tensor]:
-        """(scores (N, K) float32, targets (N,) int64) of the validation texts, on the CPU: the head's outputs
-        (capsule lengths, or logits) through the task's own collate and evaluation forward."""
+        """(scores (N, K) float32, targets) of the validation texts, on the CPU: the head's outputs (capsule
+        lengths, or logits) through the task's own collate and evaluation forward; targets (N,) int64 classes, or
+        (N, K) multi-hot for several labels per text."""
         model.eval()
         loader = DataLoader(data.val, self.eval_batch_size, collate_fn=data.collate_fn)
         scores, targets = [], []
@@ -321,10 +394,26 @@ class Text(EncoderTask):
         return torch.cat(scores), torch.cat(targets)
 
     def fit_after_training(self, model: nn.Module, data: TaskData, device: torch.device) -> dict:
-        """Temperature scaling (``tasks.calibration``, Guo et al. 2017 §4.2) on the validation texts with the best
-        weights: predict's probability is softmax(scores / T), T minimizing the validation NLL. The argmax, so the
-        accuracy, is unchanged."""
+        """On the validation texts, with the best weights. One label per text: temperature scaling
+        (``tasks.calibration``, Guo et al. 2017 §4.2), predict's probability being softmax(scores / T), T minimizing
+        the validation NLL; the argmax, so the accuracy, is unchanged. Several labels per text: the one threshold on
+        the labels' scores with the best micro-F1 (``metrics.choose_threshold``: 0.05, 0.10, …, 0.95), which eval,
+        test and predict use."""
         scores, targets = self.validation_scores(model, data, device)
+        return self._threshold(scores, targets) if self.multi_label else self._temperature(scores, targets)
+
+    def _threshold(self, scores: Tensor, targets: Tensor) -> dict:
+        s, t = label_scores(scores, self.options.head).numpy(), targets.numpy() > 0.5
+        threshold, f1 = choose_threshold(s, t)
+        at_default = multilabel_scores(t, s >= DEFAULT_THRESHOLD)["micro_f1"]
+        fitted = {"threshold": threshold, "val_micro_f1": f1, "val_micro_f1_default": at_default}
+        line = (
+            f"threshold: {threshold:g}, best micro-F1 on the {len(t)} validation texts ({at_default:.3f} at "
+            f"{DEFAULT_THRESHOLD:g} -> {f1:.3f}; grid 0.05..0.95); test, eval and predict use it"
+        )
+        return {"fitted": fitted, "lines": [line]}
+
+    def _temperature(self, scores: Tensor, targets: Tensor) -> dict:
         c = calibrate(scores, targets)
         what = "capsule lengths" if self.options.head == "capsule" else "logits"
         bound = c["temperature"] <= TEMPERATURE_BOUNDS[0] * (1 + 1e-6)
@@ -352,11 +441,14 @@ class Text(EncoderTask):
                 train_texts=[texts.train_texts[i] for i in keep],
                 train_labels=[texts.train_labels[i] for i in keep],
             )
-        return {"tuned_linear": tuned_linear(texts, val, spaced=self.tokenizer == "words")}
+        tune = tuned_one_vs_rest if self.multi_label else tuned_linear
+        return {"tuned_linear": tune(texts, val, spaced=self.tokenizer == "words")}
 
     def title(self) -> str:
         o = self.options
-        return f"{o.model} ({o.depth} layer, {o.head} head) on {o.data}"
+        several = ", several labels per text" if o.multi_label else ""
+        return f"{o.model} ({o.depth} layer, {o.head} head{several}) on {o.data}"
 
     def default_out(self) -> Path:
-        return Path("runs") / f"text-{self.options.head}-{self.options.data}"
+        several = "-multilabel" if self.options.multi_label else ""
+        return Path("runs") / f"text-{self.options.head}-{self.options.data}{several}"

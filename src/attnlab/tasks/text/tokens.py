@@ -167,19 +167,20 @@ def encode(
 
 
 class TokenizedTexts(Dataset):
-    """Items ``(token ids (n,) or (n, 1 + S) int64, label)`` (``text_ids``).
+    """Items ``(token ids (n,) or (n, 1 + S) int64, label)`` (``text_ids``); the label a class index, or a
+    multi-hot row (K,) with several labels per text.
 
     ``token_dropout`` > 0 (training): each token is replaced by the unknown token with that probability, a
     fresh draw per item from torch's generator (``EpochSeeded`` makes it a function of seed, epoch, index); a
     dropped word keeps its subwords, as an unseen word has them at test time."""
 
-    def __init__(self, ids: list[Tensor], labels: list[int], token_dropout: float = 0.0) -> None:
+    def __init__(self, ids: list[Tensor], labels: list, token_dropout: float = 0.0) -> None:
         self.ids, self.labels, self.token_dropout = ids, labels, token_dropout
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[Tensor, int | Tensor]:
         x = self.ids[i]
         if self.token_dropout > 0:
             x = x.clone()
@@ -204,6 +205,9 @@ def pad_rows(rows: list[Tensor], value: int) -> Tensor:
     return out
 
 
-def collate_padded(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
-    """Texts padded (with ``PAD``) to the longest in the batch: ((B, L) or (B, L, 1 + S) int64, (B,) int64)."""
-    return pad_rows([x for x, _ in batch], PAD), torch.tensor([y for _, y in batch], dtype=torch.int64)
+def collate_padded(batch: list[tuple[Tensor, int | Tensor]]) -> tuple[Tensor, Tensor]:
+    """Texts padded (with ``PAD``) to the longest in the batch: ((B, L) or (B, L, 1 + S) int64, (B,) int64), or
+    with several labels per text (multi-hot rows (K,)) the targets stacked, (B, K) float32."""
+    ys = [y for _, y in batch]
+    target = torch.stack(ys) if isinstance(ys[0], Tensor) else torch.tensor(ys, dtype=torch.int64)
+    return pad_rows([x for x, _ in batch], PAD), target
