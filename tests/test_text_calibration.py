@@ -149,7 +149,7 @@ def parse(line):
 def test_text_predict_gives_the_calibrated_probability(noisy_run, tmp_path, capsys):
     capsys.readouterr()
     run = load_run(noisy_run)
-    c, classes, model = run.meta["calibration"], run.meta["classes"], run.model
+    c, classes, model = run.meta["fitted"]["calibration"], run.meta["classes"], run.model
     lo, hi = TEMPERATURE_BOUNDS
     assert lo < c["temperature"] < hi and c["val_nll_after"] <= c["val_nll_before"]
     # the meta's fit is the one on the validation split with the best weights, recomputed here
@@ -167,6 +167,7 @@ def test_text_predict_gives_the_calibrated_probability(noisy_run, tmp_path, caps
     accuracy = (calibrated_probabilities(test_scores, t).argmax(1) == test_targets).double().mean().item()
     summary = json.loads((noisy_run / "summary.json").read_text())
     assert accuracy == pytest.approx(summary["test_metrics"]["test_acc"], abs=1e-12)
+    assert summary["fitted"]["calibration"] == c  # summary.json keeps what was fitted
 
     texts = data.source.test_texts[:4]
     expected = calibrated_probabilities(test_scores[:4], t)  # (4, K) softmax(lengths / T)
@@ -196,10 +197,10 @@ def test_a_run_from_before_calibration_predicts_as_it_did(noisy_run, tmp_path, c
     old = tmp_path / "old"
     shutil.copytree(noisy_run, old)
     tensors, doc = load_checkpoint(old / "best.safetensors")
-    del doc["data_meta"]["calibration"]
+    del doc["data_meta"]["fitted"]
     save_file(tensors, str(old / "best.safetensors"), metadata={"attnlab": json.dumps(doc)})
     run = load_run(old)
-    assert "calibration" not in run.meta and run.cli.eval_details(run.doc["eval"])[-1][0].startswith("confusion")
+    assert "fitted" not in run.meta and run.cli.eval_details(run.doc["eval"])[-1][0].startswith("confusion")
     text = "好棒喜欢的书"
     ids = encode([text], Vocabulary(run.meta["vocab"]), run.task.tokenizer, run.task.max_len)[0][None]  # (1, L)
     with torch.no_grad():
@@ -235,7 +236,7 @@ def test_logit_heads_give_softmax_of_logits_over_t_and_old_runs_plain_softmax():
     assert error == {"input": "bad", "error": "bad: no such file"}
     assert old == {"input": "t", "label": "a", "probability": logits.softmax(0)[0].item(), "text": "好好"}
     assert format_prediction(old) == f"a probability {logits.softmax(0)[0].item():.3f}  好好"
-    (new, _) = predict_texts(Fixed(logits), items, meta | {"calibration": {"temperature": 2.5}}, **kwargs)
+    (new, _) = predict_texts(Fixed(logits), items, meta | {"fitted": {"calibration": {"temperature": 2.5}}}, **kwargs)
     expected = torch.softmax(logits.double() / 2.5, 0)
     assert new["label"] == "a" and new["probability"] == pytest.approx(expected[0].item(), rel=1e-12)
     assert list(new["probabilities"].values()) == pytest.approx(expected.tolist(), rel=1e-12)

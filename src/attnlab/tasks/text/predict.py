@@ -10,7 +10,7 @@ The class is the head's highest score. The numbers beside it, named in the print
 - **length** (capsule head): the predicted class's capsule length, in [0, 1), as the network outputs it; the
   lengths of a text's classes need not sum to 1, so it is no probability.
 
-A run made before calibration (no ``calibration`` in its meta) predicts as it did then: the capsule head's
+A run made before calibration (no ``calibration`` in its meta's ``fitted``) predicts as it did then: the capsule head's
 length alone, the other heads' uncalibrated softmax probability (T = 1).
 
 Several labels per text (a ``--multi-label`` run): every label whose score reaches the run's threshold (chosen on
@@ -28,12 +28,18 @@ from torch import nn
 from ..calibration import calibrated_probabilities
 from .tokens import Subwords, Vocabulary, encode
 
-__all__ = ["format_prediction", "predict_texts", "read_inputs", "score_columns", "score_name"]
+__all__ = ["calibration_of", "format_prediction", "predict_texts", "read_inputs", "score_columns", "score_name"]
 
 
 def score_name(head: str) -> str:
     """The one score of a run without calibration: ``length`` (capsule head) or ``probability`` (the others)."""
     return "length" if head == "capsule" else "probability"
+
+
+def calibration_of(meta: dict) -> dict | None:
+    """The temperature scaling a run fitted after training (``meta["fitted"]["calibration"]``, summary.json's
+    ``fitted`` too), None for a run made before calibration or with several labels per text."""
+    return meta.get("fitted", {}).get("calibration")
 
 
 def score_columns(head: str, calibrated: bool) -> tuple[str, ...]:
@@ -72,12 +78,12 @@ def predict_texts(
     threshold: float | None = None,
 ) -> list[dict]:
     """Rows ``{"input", "label", "length" (capsule head), "probability", "probabilities", "text"}`` with the run's
-    calibration (``meta["calibration"]["temperature"]``; ``probabilities``: each class's, by name), without it
+    calibration (``calibration_of(meta)["temperature"]``; ``probabilities``: each class's, by name), without it
     ``{"input", "label", score_name(head): score, "text"}``; ``{"input", "error"}`` for a bad input. With a
     ``threshold`` (several labels per text) ``{"input", "labels": [(label, score), …], "best": (label, score),
     "score": score_name(head), "text"}``, the labels on, highest first."""
     vocab, classes, score = Vocabulary(meta["vocab"]), meta["classes"], score_name(head)
-    calibration = meta.get("calibration")
+    calibration = calibration_of(meta)
     subwords = Subwords.of(meta.get("subword_buckets", 0))  # one for every text: each word hashed once
     rows = []
     for name, text, error in items:

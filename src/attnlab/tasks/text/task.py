@@ -54,7 +54,7 @@ from .metrics import (
     label_scores,
     multilabel_scores,
 )
-from .predict import format_prediction, predict_texts, read_inputs, score_columns, score_name
+from .predict import calibration_of, format_prediction, predict_texts, read_inputs, score_columns, score_name
 from .tokens import TOKENIZERS, check_tokenizer
 from .transfer import AUTO_BACKBONE, PRETRAIN_FROM, auto_backbone, load_encoder, read_backbone
 
@@ -180,7 +180,7 @@ class TextCLI(TaskCLI):
     def prediction_fields(self, row: dict) -> dict:
         score = score_name(self.task.options.head)
         if not self.task.multi_label:
-            calibrated = "calibration" in self.task.meta
+            calibrated = calibration_of(self.task.meta) is not None
             return {k: row[k] for k in ("input", "label", *score_columns(self.task.options.head, calibrated), "text")}
         sep = self.task.options.label_sep  # the labels on, and their scores, as the data's label column holds them
         labels = sep.join(label for label, _ in row["labels"])
@@ -215,7 +215,7 @@ class TextCLI(TaskCLI):
             return [(f"each label at threshold {details['threshold']:g}", rows)]
         rows = {f"true {c}": " ".join(str(v) for v in r) for c, r in zip(classes, details["confusion"], strict=True)}
         tables = [("confusion (rows: true, columns: predicted " + ", ".join(classes) + ")", rows)]
-        c = self.task.meta.get("calibration")
+        c = calibration_of(self.task.meta)
         if c is not None:
             rows = {"temperature T": f"{c['temperature']:.4g}"}
             for name, key in (("NLL", "nll"), (f"ECE, {ECE_BINS} bins", "ece")):
@@ -423,7 +423,7 @@ class Text(EncoderTask):
             f"validation texts: NLL {c['val_nll_before']:.4f} -> {c['val_nll_after']:.4f}, ECE ({ECE_BINS} bins) "
             f"{c['val_ece_before']:.4f} -> {c['val_ece_after']:.4f} (T = 1 -> T); accuracy unchanged"
         )
-        return {"calibration": c, "lines": [line]}
+        return {"fitted": {"calibration": c}, "lines": [line]}
 
     def baselines(self, data: TaskData) -> dict[str, dict[str, float]]:
         """The tuned linear baseline (``baseline.tuned_linear``): fitted on the texts the network trains on, chosen
