@@ -2,11 +2,7 @@
 validation, best.* and the test see the average; last.* keeps both; a killed run resumes to the same bits."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,12 +18,7 @@ from attnlab.cli import main  # noqa: E402
 from attnlab.engine.averaging import PREFIX, WARMUP, WeightAverage  # noqa: E402
 from attnlab.engine.config import Recipe  # noqa: E402
 
-HELPER = Path(__file__).parent / "helpers" / "fake_task.py"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def history(out):
-    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+history = fake_task.history
 
 
 def test_the_average_follows_the_warmed_up_decay_in_float64():
@@ -100,14 +91,7 @@ def test_a_killed_ema_run_resumes_to_the_same_bits(tmp_path):
     ref = tmp_path / "ref"
     assert main([*args[:-2], "--out", str(ref)]) == 0
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(HELPER), *args, "--out", str(out)], env=ENV)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / "last.json").is_file():
-        time.sleep(0.02)
-    time.sleep(0.1)  # into epoch 2 (6 batches of 0.05 s each)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert json.loads((out / "last.json").read_text())["epoch"] == 1
+    fake_task.kill_in_epoch_two(args, out)
     assert main([*args[:-2], "--step-delay", "0.05", "--out", str(out), "--resume"]) == 0
     a, b = load_file(ref / "last.safetensors"), load_file(out / "last.safetensors")
     keys = [k for k in a if k.startswith(("model.", PREFIX))]

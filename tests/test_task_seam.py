@@ -7,10 +7,8 @@ through every command; each task's own flags; config files in and out.
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-import fake_task  # noqa: E402,F401  (registers fake_max and fake_min)
+import fake_task  # noqa: E402  (registers fake_max and fake_min)
 
 from attnlab.cli import main  # noqa: E402
 
@@ -26,8 +24,7 @@ HELPER = Path(__file__).parent / "helpers" / "fake_task.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def history(out):
-    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+history = fake_task.history
 
 
 def weights(path):
@@ -79,14 +76,7 @@ def test_resume_after_kill_9_is_bit_identical(tmp_path):
     ref = tmp_path / "ref"
     assert main([*args[:-2], "--out", str(ref)]) == 0  # the same run, uninterrupted and without the delay
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(HELPER), *args, "--out", str(out)], env=ENV)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / "last.json").is_file():
-        time.sleep(0.02)
-    time.sleep(0.1)  # into epoch 2 (6 batches of 0.05 s each)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert json.loads((out / "last.json").read_text())["epoch"] == 1
+    fake_task.kill_in_epoch_two(args, out)
     assert main([*args[:-2], "--step-delay", "0.05", "--out", str(out), "--resume"]) == 0
     a, b = weights(ref / "last.safetensors"), weights(out / "last.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -4,11 +4,16 @@ export)."""
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from sentiment import write_sentiment
 
 import attnlab
 from attnlab.cli import main
@@ -217,15 +222,7 @@ def test_text_options_are_checked(tmp_path, capsys, monkeypatch):
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("text")
-    rng = np.random.default_rng(0)
-    good, bad = list("好棒喜欢赞美妙"), list("差烂坏糟失望")
-    rows = []
-    for i in range(160):
-        label = i % 2
-        words = "".join(rng.choice(good if label else bad, 4)) + "".join(rng.choice(list("的了书这本"), 3))
-        rows.append(json.dumps({"review": words, "stars": ["low", "high"][label]}, ensure_ascii=False))
-    (root / "train.jsonl").write_text("\n".join(rows[:128]) + "\n", encoding="utf-8")
-    (root / "val.jsonl").write_text("\n".join(rows[128:]) + "\n", encoding="utf-8")
+    write_sentiment(root, 160, 128, text_col="review", label_col="stars")
     out = root / "run"
     args = ["train", "--task", "text", "--data", "textfile", "--data-dir", str(root), "--text-col", "review"]
     args += ["--label-col", "stars", "--dim", "16", "--heads", "2", "--epochs", "6", "--batch-size", "16"]

@@ -8,12 +8,16 @@ import csv
 import json
 import math
 import shutil
+import sys
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from sentiment import write_sentiment
 
 from attnlab.cli import main
 from attnlab.engine.checkpoint import load_checkpoint
@@ -122,16 +126,7 @@ def noisy_run(tmp_path_factory):
     """A capsule run on sentiment carried by single characters, a fifth of the labels flipped: the validation
     texts cannot all be right, so the fitted T lies inside the search's bounds."""
     root = tmp_path_factory.mktemp("calibrate")
-    rng = np.random.default_rng(0)
-    good, bad = list("好棒喜欢赞美妙"), list("差烂坏糟失望")
-    rows = []
-    for i in range(240):
-        label = i % 2
-        words = "".join(rng.choice(good if label else bad, 4)) + "".join(rng.choice(list("的了书这本"), 3))
-        label = 1 - label if rng.random() < 0.2 else label
-        rows.append(json.dumps({"text": words, "label": ["low", "high"][label]}, ensure_ascii=False))
-    (root / "train.jsonl").write_text("\n".join(rows[:200]) + "\n", encoding="utf-8")
-    (root / "val.jsonl").write_text("\n".join(rows[200:]) + "\n", encoding="utf-8")
+    write_sentiment(root, 240, 200, flip=0.2)
     out = root / "run"
     args = ["train", "--task", "text", "--data", "textfile", "--data-dir", str(root), "--min-count", "1"]
     args += ["--dim", "16", "--heads", "2", "--epochs", "3", "--batch-size", "32", "--lr", "0.01"]

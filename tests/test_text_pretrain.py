@@ -3,11 +3,15 @@
 weights that load, and the runs that do not fit refused by name."""
 
 import json
+import sys
+from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from sentiment import write_sentiment
 
 from attnlab.cli import main
 from attnlab.models.text_mlm import IGNORE, MaskedLanguageModel
@@ -56,15 +60,7 @@ def test_the_hidden_positions_logits_are_those_of_the_full_output():
 
 
 def write_texts(root, n=200):
-    rng = np.random.default_rng(0)
-    good, bad = list("好棒喜欢赞美妙"), list("差烂坏糟失望")
-    rows = []
-    for i in range(n):
-        label = i % 2
-        words = "".join(rng.choice(good if label else bad, 4)) + "".join(rng.choice(list("的了书这本"), 3))
-        rows.append(json.dumps({"text": words, "label": ["low", "high"][label]}, ensure_ascii=False))
-    (root / "train.jsonl").write_text("\n".join(rows[: n * 4 // 5]) + "\n", encoding="utf-8")
-    (root / "val.jsonl").write_text("\n".join(rows[n * 4 // 5 :]) + "\n", encoding="utf-8")
+    write_sentiment(root, n, n * 4 // 5)
 
 
 SMALL = ["--dim", "16", "--heads", "2"]

@@ -11,6 +11,10 @@ Run as a script it is the attnlab CLI with these tasks registered (for subproces
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -161,6 +165,27 @@ if "fake_max" not in TASKS.names():
     class FakeMin(FakeTask):
         name = "fake_min"
         monitor = ("val_loss", "min")
+
+
+def history(out: Path) -> list[dict]:
+    """A run folder's metrics.jsonl, one dict an epoch."""
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def kill_in_epoch_two(args: list[str], out: Path) -> None:
+    """Run ``attnlab ARGS --out OUT`` in a subprocess (this file as the CLI, one thread) and kill -9 it during its
+    second epoch: ``args`` must hold ``--step-delay 0.05`` (6 batches of 0.05 s an epoch), so 0.1 s after the first
+    epoch's last.json lands the run is mid-way through the second."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, __file__, *args, "--out", str(out)], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "last.json").is_file():
+        time.sleep(0.02)
+    time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if json.loads((out / "last.json").read_text())["epoch"] != 1:
+        raise AssertionError("kill_in_epoch_two: the run was not killed in its second epoch")
 
 
 if __name__ == "__main__":
