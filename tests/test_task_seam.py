@@ -6,7 +6,6 @@ through every command; each task's own flags; config files in and out.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import fake_task  # noqa: E402  (registers fake_max and fake_min)
 from attnlab.cli import main  # noqa: E402
 
 HELPER = Path(__file__).parent / "helpers" / "fake_task.py"
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+ENV = fake_task.SUBPROCESS_ENV
 
 
 history = fake_task.history

@@ -167,6 +167,10 @@ if "fake_max" not in TASKS.names():
         monitor = ("val_loss", "min")
 
 
+# the environment of the CLI in a subprocess (kill -9, torchrun): one thread, so timings and sums are repeatable
+SUBPROCESS_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def history(out: Path) -> list[dict]:
     """A run folder's metrics.jsonl, one dict an epoch."""
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -176,8 +180,7 @@ def kill_in_epoch_two(args: list[str], out: Path) -> None:
     """Run ``attnlab ARGS --out OUT`` in a subprocess (this file as the CLI, one thread) and kill -9 it during its
     second epoch: ``args`` must hold ``--step-delay 0.05`` (6 batches of 0.05 s an epoch), so 0.1 s after the first
     epoch's last.json lands the run is mid-way through the second."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, __file__, *args, "--out", str(out)], env=env)
+    proc = subprocess.Popen([sys.executable, __file__, *args, "--out", str(out)], env=SUBPROCESS_ENV)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "last.json").is_file():
         time.sleep(0.02)
