@@ -19,6 +19,7 @@ import attnlab
 from attnlab.cli import main
 from attnlab.engine.evaluation import evaluate_run
 from attnlab.models.text import CapsuleHead, margin_loss, squash
+from attnlab.models.text_ensemble import members_of
 from attnlab.tasks.text import TEXT_DATA, TextOptions
 from attnlab.tasks.text.data import deduplicate, distinct_split, stratified_indices
 from attnlab.tasks.text.metrics import TextMetrics
@@ -120,6 +121,8 @@ def test_reviews_zh_is_deduplicated_before_a_disjoint_split():
     share = np.mean(d.test_labels)
     assert abs(share - np.mean(d.train_labels)) < 0.01 and len(d.test_texts) == 1736
     assert len(data.train) == len(d.train_texts) and len(data.test) == 1736
+    # 15,627 training texts: the rates the default was tuned with, one network (few_labels' rule leaves it alone)
+    assert (data.meta["dropout"], data.meta["token_dropout"], data.meta["members"]) == (0.3, 0.15, 1)
 
 
 def test_deduplicate_and_stratified_indices():
@@ -274,7 +277,8 @@ def test_text_predict_visualize_export(text_run, tmp_path, capsys):
     assert html.count("<tr>") == 4 and 'charset="utf-8"' in html and "span style" in html
     assert (tmp_path / "att.png").is_file()
     run = load_run(out)
-    assert run.task.meta["subword_buckets"] == 0 and run.model.subword is None  # characters have no subwords
+    networks = members_of(run.model)  # the defaults on 128 training texts: an ensemble of 3
+    assert len(networks) == 3 and run.task.meta["subword_buckets"] == 0 and networks[0].subword is None  # characters
     data = run.data()
     # the page's confusion is the task's metric over the test split: the one the run saved for its best epoch
     assert evaluate_run(run)["details"]["confusion"] == run.doc["eval"]["confusion"]

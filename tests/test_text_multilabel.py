@@ -170,6 +170,7 @@ def multilabel_run(tmp_path_factory):
     out = root / "run"
     args = ["train", "--task", "text", "--data", "textfile", "--data-dir", str(root), "--multi-label"]
     args += ["--dim", "16", "--heads", "2", "--epochs", "6", "--batch-size", "16", "--subword-buckets", "0"]
+    args += ["--dropout", "0.3", "--token-dropout", "0.15"]  # six epochs: the rate of many texts
     assert main([*args, "--min-count", "1", "--lr", "0.01", "--out", str(out)]) == 0
     return rows[250:], out
 

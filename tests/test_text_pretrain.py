@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from sentiment import write_sentiment
 
 from attnlab.cli import main
+from attnlab.models.text_ensemble import members_of
 from attnlab.models.text_mlm import IGNORE, MaskedLanguageModel
 from attnlab.tasks.text import task as text_task
 from attnlab.tasks.text.pretrain import MaskedTexts, TextMLM, collate_masked, hide_tokens
@@ -109,15 +110,17 @@ def test_the_text_task_starts_from_the_pretrained_encoder(pretrained, tmp_path, 
     build_data(config, task)
     model = build_model(config, task)
     task.initialize(model)
-    state = model.state_dict()
+    networks = members_of(model)  # 3: the ensemble of a run on few texts, each network from the same encoder
+    assert len(networks) == 3 and "(into each of the ensemble's 3 networks; their heads from scratch)" in printed
     encoder = {
         k.removeprefix("model.encoder."): v
         for k, v in load_file(out / "best.safetensors").items()
         if k.startswith("model.encoder.") and not k.startswith("model.encoder.head.")
     }
     assert len(encoder) == 21 and {"embed.weight", "bigram.weight", "pos", "norm.weight"} <= set(encoder)
-    for name, value in encoder.items():  # the best pretrained checkpoint's, every one
-        assert torch.equal(state[name], value), name
+    for state in (network.state_dict() for network in networks):
+        for name, value in encoder.items():  # the best pretrained checkpoint's, every one
+            assert torch.equal(state[name], value), name
 
 
 def test_a_backbone_that_does_not_fit_is_refused_by_name(pretrained, tmp_path, capsys):

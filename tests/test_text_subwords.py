@@ -12,6 +12,7 @@ import torch
 
 import attnlab
 from attnlab.cli import main
+from attnlab.models.text_ensemble import members_of
 from attnlab.tasks.text.pretrain import hide_tokens
 from attnlab.tasks.text.tokens import (
     MAX_SUBWORDS,
@@ -145,7 +146,7 @@ def test_an_english_run_reads_pieces_learns_and_predicts_unseen_words(english_ru
 
     run = load_run(english_run)
     assert run.task.meta["tokenizer"] == "words" and run.task.meta["subword_buckets"] == 4096
-    assert run.model.subword.num_embeddings == 4096
+    assert all(network.subword.num_embeddings == 4096 for network in members_of(run.model))
     assert json.loads((english_run / "summary.json").read_text())["test_acc"] >= 0.9
     # "subplots" and "reshaped" are not words of the training texts: their pieces are
     assert main(["predict", "--checkpoint", str(english_run), "--text", "subplots", "--text", "reshaped"]) == 0

@@ -30,6 +30,7 @@ from ...data.layout import find_splits
 from ...data.packaged import package_file
 from ...data.splits import stratified_indices
 from ..base import DataSets, TaskData
+from .regularization import few_labels
 from .tokens import (
     AUTO,
     TOKENIZERS,
@@ -94,7 +95,8 @@ def rarest_labels(labels: list[list[int]], k: int) -> list[int]:
 def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
     """The task's data from raw texts: the vocabulary of the training split (``--tokenizer``, ``--min-count``),
     ids cut to ``--max-len``, each word's subwords (``--subword-buckets``; words only: a character is its own
-    n-grams), token dropout on training texts; ``lengths`` for batches of similar lengths."""
+    n-grams), token dropout on training texts (``--token-dropout``, else from the number of training texts:
+    ``regularization``); ``lengths`` for batches of similar lengths."""
     name, why = options.tokenizer, "--tokenizer"
     if name == AUTO:
         name, why = choose_tokenizer(texts.train_texts)
@@ -113,7 +115,8 @@ def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
     def targets(labels: list) -> list:  # the class index, or the multi-hot row (K,) of several labels
         return list(multi_hot(labels, k)) if texts.multi_label else labels
 
-    train = TokenizedTexts(train_ids, targets(texts.train_labels), options.token_dropout)
+    regular, regular_note = few_labels(options, len(texts.train_texts))
+    train = TokenizedTexts(train_ids, targets(texts.train_labels), regular["token_dropout"])
     test = TokenizedTexts(encode(texts.test_texts, vocab, name, max_len, subwords), targets(texts.test_labels))
     val = None
     if texts.val_texts is not None:
@@ -123,9 +126,11 @@ def tokenized(texts: TextSplits, notes: list[str], options) -> TaskData:
     notes = [
         *notes,
         f"vocabulary: {len(vocab)} {name} tokens (min count {options.min_count}; {why}){pieces}; {length_note}",
+        regular_note,
     ]
     meta = {"classes": texts.classes, "vocab": vocab.tokens, "tokenizer": name, "max_len": max_len, "notes": notes}
     meta["subword_buckets"] = buckets
+    meta |= regular  # the dropout the encoder trains with, the ensemble's size (``regularization``)
     meta["training_texts"] = len(texts.train_texts)  # the training file's (--backbone auto reads it)
     strata = list(texts.train_labels)  # what a carved validation is stratified by
     if texts.multi_label:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ...models.text_ensemble import member_mean
 from ..base import Metric
 from ..metrics import confusion_matrix
 
@@ -36,7 +37,7 @@ class TextMetrics(Metric):
         self.k, self.training = num_classes, training
 
     def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
-        n = target.shape[0]
+        n, output = target.shape[0], member_mean(output)  # an ensemble's training scores: the members' mean
         self.sums[:2] += torch.tensor([loss.item() * n, n], dtype=torch.float64)
         self.sums[2:] += confusion_matrix(output.float().argmax(1), target, self.k).flatten()
 
@@ -108,7 +109,7 @@ class MultiLabelMetrics(Metric):
         self.k, self.head, self.threshold, self.training = num_classes, head, threshold, training
 
     def update(self, output: Tensor, target: Tensor, loss: Tensor) -> None:
-        n = target.shape[0]
+        n, output = target.shape[0], member_mean(output)  # an ensemble's training scores: the members' mean
         predicted = (label_scores(output.detach(), self.head) >= self.threshold).cpu().numpy()
         truth = target.detach().cpu().numpy() > 0.5
         exact = float((predicted == truth).all(1).sum())

@@ -17,6 +17,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from ...models.text_ensemble import members_of
 from ...report.maps import capture_gates
 from ...report.plots import save_figure
 
@@ -29,17 +30,19 @@ ROUTING_GATE = "head.gate"  # the capsule head's coupling coefficients (B, L, P,
 def token_weights(model: nn.Module, ids: Tensor) -> tuple[np.ndarray, np.ndarray | None, Tensor]:
     """For one text (1, L): the attention each token receives (heads, queries and layers averaged; sums to 1
     with a class token's share), the predicted class's routing coefficients per token (capsule head; else
-    None), and the scores (K,)."""
-    with capture_gates(model) as maps:
-        scores = model(ids)[0]
-    _, _, weights = model.features(ids, need_weights=True)
-    received = torch.stack([w.mean(dim=(1, 2)) for w in weights]).mean(0)[0]  # (L',)
-    received = received[received.shape[0] - ids.shape[1] :]  # the tokens' (a class token comes first)
-    routing = None
-    if ROUTING_GATE in maps:
-        k = int(scores.argmax())
-        routing = maps[ROUTING_GATE][0, :, :, k].sum(-1).numpy()  # (L, P, K): over each token's primary capsules
-    return received.numpy(), routing, scores
+    None), and the scores (K,). An ensemble: its scores, each of the two others the mean over its networks."""
+    scores = model(ids)[0]
+    k = int(scores.argmax())
+    received, routing = [], []
+    for member in members_of(model):
+        with capture_gates(member) as maps:
+            member(ids)
+        _, _, weights = member.features(ids, need_weights=True)
+        r = torch.stack([w.mean(dim=(1, 2)) for w in weights]).mean(0)[0]  # (L',)
+        received.append(r[r.shape[0] - ids.shape[1] :].numpy())  # the tokens' (a class token comes first)
+        if ROUTING_GATE in maps:  # (L, P, K): over each token's primary capsules
+            routing.append(maps[ROUTING_GATE][0, :, :, k].sum(-1).numpy())
+    return np.mean(received, axis=0), np.mean(routing, axis=0) if routing else None, scores
 
 
 def _shade(tokens: list[str], weights: np.ndarray, colour: str) -> str:

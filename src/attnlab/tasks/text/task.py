@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from ...models.registry import create_model, get_model_builder
 from ...models.text import TEXT_HEADS, margin_loss
+from ...models.text_ensemble import TextEnsemble, member_losses, members_of
 from ..base import (
     Metric,
     Prerequisite,
@@ -93,8 +94,15 @@ class EncoderOptions:
     subword_buckets: int = option(
         65536, "words: buckets of each word's hashed character 3-5-grams (fastText's subwords; 0: none)"
     )
-    dropout: float = option(0.3, "dropout on the embeddings and the encoder's branches")
-    token_dropout: float = option(0.15, "training texts: each token becomes unknown with this probability")
+    dropout: float | None = option(
+        None,
+        "dropout on the embeddings and the encoder's branches (default: 0.5 below 5,000 training texts, else 0.3)",
+    )
+    token_dropout: float | None = option(
+        None,
+        "training texts: each token becomes unknown with this probability (default: 0.3 below 5,000 training "
+        "texts, else 0.15)",
+    )
 
     def __post_init__(self) -> None:
         lows = {"max_len": 1} if self.max_len is not None else {}
@@ -112,7 +120,7 @@ class EncoderOptions:
             if getattr(self, name) == 1:
                 raise ValueError(f"--{name.replace('_', '-')}: expected 0 (none) or at least 2 buckets, got 1")
         for name, value in (("--dropout", self.dropout), ("--token-dropout", self.token_dropout)):
-            if not 0 <= value < 1:
+            if value is not None and not 0 <= value < 1:
                 raise ValueError(f"{name}: expected a number in [0, 1), got {value}")
         if self.multi_label and not self.label_sep:
             raise ValueError("--label-sep: expected a non-empty separator of a text's labels, got ''")
@@ -144,10 +152,15 @@ class TextOptions(EncoderOptions):
     )
     orphan: bool = option(False, "capsule head: an orphan class that routing can send background words to")
     capsules: int = option(4, "capsule head: primary capsules per token")
+    members: int | None = option(
+        None,
+        "networks in the run's deep ensemble, each from its own random start, their scores averaged (default: 3 "
+        "below 5,000 training texts, else 1)",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_at_least(self, {"capsules": 1})
+        check_at_least(self, {"capsules": 1} | ({"members": 1} if self.members is not None else {}))
         self.backbone = none_if_blank(self.backbone)
         if self.multi_label and self.class_weights != "none":
             raise ValueError("--class-weights balanced: not with --multi-label (weights of one class per text)")
@@ -248,7 +261,7 @@ class EncoderTask(Task):
             "ngram_buckets": o.ngram_buckets,
             "ngram_order": o.ngram_order,
             "subword_buckets": self.meta.get("subword_buckets", 0),  # 0 where the tokenizer is not words
-            "dropout": o.dropout,
+            "dropout": self.meta.get("dropout", o.dropout),  # runs from before the rule: their option's
         }
 
     def example_input(self, batch: int = 1) -> tuple[Tensor, ...]:
@@ -346,7 +359,10 @@ class Text(EncoderTask):
                 f"--backbone auto: {n:,} training texts, fewer than {PRETRAIN_FROM:,}: the encoder starts from scratch "
                 "(pretraining on so few measured no gain; --backbone RUN uses one anyway)"
             ]
-        return load_encoder(model, self.backbone, self.runs, self.meta)
+        lines = [load_encoder(m, self.backbone, self.runs, self.meta) for m in members_of(model)]
+        if len(lines) > 1:
+            lines[0][0] += f" (into each of the ensemble's {len(lines)} networks; their heads from scratch)"
+        return lines[0]
 
     @property
     def tokenizer(self) -> str:
@@ -355,14 +371,22 @@ class Text(EncoderTask):
         return self.meta.get("tokenizer", self.options.tokenizer)
 
     def build_model(self) -> nn.Module:
+        """The network, or a deep ensemble of ``meta["members"]`` networks (``regularization``; runs from before
+        it: one)."""
         o = self.options
         head = {"head": o.head, "orphan": o.orphan, "capsules": o.capsules}
-        return create_model(o.model, num_classes=len(self.meta["classes"]), **self.encoder_arguments(), **head)
+        args = {"num_classes": len(self.meta["classes"]), **self.encoder_arguments(), **head}
+        members = [create_model(o.model, **args) for _ in range(self.meta.get("members", 1))]
+        return members[0] if len(members) == 1 else TextEnsemble(members)
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         """The capsule head's margin loss (its scores are capsule lengths), else cross-entropy on logits; each
         weighted by class with ``--class-weights balanced``. Several labels per text (multi-hot targets): the
-        margin loss, else binary cross-entropy on each class's logit (the mean over texts and classes)."""
+        margin loss, else binary cross-entropy on each class's logit (the mean over texts and classes). An
+        ensemble's training scores (B, M, K): the mean of each member's own loss."""
+        return member_losses(self._loss, output, target)
+
+    def _loss(self, output: Tensor, target: Tensor) -> Tensor:
         if self.multi_label:
             if self.options.head == "capsule":
                 return margin_loss(output, target)
@@ -447,7 +471,9 @@ class Text(EncoderTask):
     def title(self) -> str:
         o = self.options
         several = ", several labels per text" if o.multi_label else ""
-        return f"{o.model} ({o.depth} layer, {o.head} head{several}) on {o.data}"
+        members = (self.saved_meta or {}).get("members", o.members or 1)  # resolved once the data is read
+        ensemble = f", an ensemble of {members}" if members > 1 else ""
+        return f"{o.model} ({o.depth} layer, {o.head} head{several}{ensemble}) on {o.data}"
 
     def default_out(self) -> Path:
         several = "-multilabel" if self.options.multi_label else ""
