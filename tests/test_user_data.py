@@ -97,6 +97,32 @@ def test_text_csv_has_prose_of_ten_packages_and_no_text_in_two_splits_or_under_t
     assert data.meta["classes"] == built.classes and len(data.test) == 20
 
 
+def test_entity_csv_labels_each_news_paragraph_by_its_tagged_names_split_by_the_corpus_order(tmp_path):
+    from attnlab.bench.entity_texts import CORPUS, entity_csv, paragraph_labels
+    from attnlab.data.packaged import package_file
+
+    line = "中共中央/nt  总书记/n  、/w  国家/n  主席/n  江/nr  泽民/nr  在/p  北京/ns  １２月/t"
+    assert paragraph_labels(line) == ("中共中央总书记、国家主席江泽民在北京１２月", ["organization", "person", "place"])
+    assert paragraph_labels("同胞/n  们/k  ：/w") == ("同胞们：", [])
+    built = entity_csv(tmp_path / "news", n=100)
+    corpus = [paragraph_labels(x) for x in package_file(*CORPUS).read_text(encoding="utf-8").splitlines() if x.strip()]
+    where = {t: i for i, (t, _) in enumerate(corpus) if 20 <= len(t) <= 200}
+    labels = dict(corpus)
+    rows = {}
+    for split in ("train", "val"):
+        with (built.root / f"{split}.csv").open(encoding="utf-8", newline="") as f:
+            rows[split] = list(csv.DictReader(f))
+        for r in rows[split]:  # the corpus's own tags, joined as the text task's --label-sep reads them
+            assert r["label"] == "|".join(labels[r["text"]])
+    assert (len(rows["train"]), len(rows["val"])) == (80, 20) and not {r["text"] for r in rows["train"]} & {
+        r["text"] for r in rows["val"]
+    }
+    assert max(where[r["text"]] for r in rows["train"]) < min(where[r["text"]] for r in rows["val"])  # by order
+    assert built.counts["train"]["none"] == sum(r["label"] == "" for r in rows["train"]) > 0
+    data = build_data("text", built.root, data="textfile", multi_label=True)
+    assert data.meta["classes"] == ["organization", "person", "place"] and len(data.test) == 20
+
+
 def test_clip_folder_writes_mp4_clips_that_decode_and_videofolder_reads(tmp_path):
     built = user_data.clip_folder(tmp_path / "clips", n=6, frames=16, size=64)
     assert built.classes == ["left", "right", "zoom"] and on_disk(built.root) == built.counts
