@@ -31,17 +31,18 @@ def token_weights(model: nn.Module, ids: Tensor) -> tuple[np.ndarray, np.ndarray
     """For one text (1, L): the attention each token receives (heads, queries and layers averaged; sums to 1
     with a class token's share), the predicted class's routing coefficients per token (capsule head; else
     None), and the scores (K,). An ensemble: its scores, each of the two others the mean over its networks."""
-    scores = model(ids)[0]
-    k = int(scores.argmax())
-    received, routing = [], []
-    for member in members_of(model):
+    outputs, maps_of, received = [], [], []
+    for member in members_of(model):  # one forward each for the scores and gates, one for the weights
         with capture_gates(member) as maps:
-            member(ids)
+            outputs.append(member(ids)[0])
+        maps_of.append(maps)
         _, _, weights = member.features(ids, need_weights=True)
         r = torch.stack([w.mean(dim=(1, 2)) for w in weights]).mean(0)[0]  # (L',)
         received.append(r[r.shape[0] - ids.shape[1] :].numpy())  # the tokens' (a class token comes first)
-        if ROUTING_GATE in maps:  # (L, P, K): over each token's primary capsules
-            routing.append(maps[ROUTING_GATE][0, :, :, k].sum(-1).numpy())
+    scores = torch.stack(outputs).mean(0)  # the ensemble's eval scores (one network: its own)
+    k = int(scores.argmax())
+    # (L, P, K): over each token's primary capsules
+    routing = [maps[ROUTING_GATE][0, :, :, k].sum(-1).numpy() for maps in maps_of if ROUTING_GATE in maps]
     return np.mean(received, axis=0), np.mean(routing, axis=0) if routing else None, scores
 
 

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 from ...models.registry import create_model, get_model_builder
 from ...models.text import TEXT_HEADS, margin_loss
-from ...models.text_ensemble import TextEnsemble, member_losses, members_of
+from ...models.text_ensemble import TextEnsemble, member_losses
 from ..base import (
     Metric,
     Prerequisite,
@@ -359,10 +359,7 @@ class Text(EncoderTask):
                 f"--backbone auto: {n:,} training texts, fewer than {PRETRAIN_FROM:,}: the encoder starts from scratch "
                 "(pretraining on so few measured no gain; --backbone RUN uses one anyway)"
             ]
-        lines = [load_encoder(m, self.backbone, self.runs, self.meta) for m in members_of(model)]
-        if len(lines) > 1:
-            lines[0][0] += f" (into each of the ensemble's {len(lines)} networks; their heads from scratch)"
-        return lines[0]
+        return load_encoder(model, self.backbone, self.runs, self.meta)
 
     @property
     def tokenizer(self) -> str:

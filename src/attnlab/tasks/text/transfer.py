@@ -17,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from ...models.text_ensemble import members_of
 from ..base import RunSource, flag_of
 
 __all__ = ["AUTO_BACKBONE", "PRETRAIN_FROM", "auto_backbone", "load_encoder", "read_backbone"]
@@ -81,7 +82,8 @@ def read_backbone(path: str | Path, runs: RunSource | None, options: Any, fields
 
 
 def load_encoder(model: nn.Module, path: str | Path, runs: RunSource | None, meta: dict) -> list[str]:
-    """The pretrained encoder's tensors into ``model`` (a ``TextTransformer``); the lines the run prints."""
+    """The pretrained encoder's tensors into ``model`` (a ``TextTransformer``, or each network of an ensemble: the
+    run's weights read once); the lines the run prints."""
     _need_runs(runs, path)
     theirs = runs.meta(path)
     if theirs.get("vocab") != meta["vocab"] or theirs.get("max_len") != meta["max_len"]:
@@ -95,17 +97,20 @@ def load_encoder(model: nn.Module, path: str | Path, runs: RunSource | None, met
             f"this run {meta.get('val_fraction')}: it would have trained on texts this run validates on; pretrain "
             "with this run's --val-fraction"
         )
-    own = model.state_dict()
+    networks = members_of(model)
+    own = networks[0].state_dict()  # the networks share one architecture
     encoder = {
         k.removeprefix("encoder."): v
         for k, v in runs.weights(path).items()
         if k.startswith("encoder.") and not k.startswith("encoder.head.")
     }
     loaded = {k: v for k, v in encoder.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(loaded, strict=False)
+    for network in networks:
+        network.load_state_dict(loaded, strict=False)
     skipped = sorted(set(encoder) - set(loaded))  # e.g. positions, where a class token makes the table longer
     left = [k for k in own if k not in loaded]
-    lines = [f"encoder: {len(loaded)} pretrained tensors loaded from --backbone {path}"]
+    into = f" (into each of the ensemble's {len(networks)} networks; their heads from scratch)" * (len(networks) > 1)
+    lines = [f"encoder: {len(loaded)} pretrained tensors loaded from --backbone {path}{into}"]
     if skipped:
         lines.append(f"  not loaded (another shape here): {', '.join(skipped)}")
     lines.append(f"  from scratch: {len(left)} ({', '.join(left[:6])}{', …' if len(left) > 6 else ''})")
