@@ -101,7 +101,7 @@ def test_a_carved_validation_is_stratified_by_each_texts_rarest_label(tmp_path):
     assert again.split == carved.split  # deterministic
     base = task.baselines(carved)["tuned_linear"]  # fitted on the 80 kept texts, chosen on the 20 carved ones
     assert base["model"] == "ovr_logreg" and {"val_micro_f1", "test_micro_f1", "test_hamming_loss"} <= set(base)
-    assert "test_predictions" not in base  # nothing to pair
+    assert np.array(base["test_predictions"]).shape == (20, 4)  # a 0/1 row a test text, for the paired tests
 
 
 def test_the_margin_loss_takes_multi_hot_targets():
@@ -119,8 +119,13 @@ def test_the_mean_and_cls_heads_get_a_sigmoid_per_class(tmp_path):
     task = Text(TextOptions(multi_label=True, head="mean"), meta={"classes": ["a", "b", "c"]})
     logits, t = torch.randn(6, 3), (torch.rand(6, 3) < 0.5).float()
     torch.testing.assert_close(task.loss(logits, t), F.binary_cross_entropy_with_logits(logits, t))
-    assert task.monitor == ("val_micro_f1", "max") and task.classifies is False
-    assert Text.monitor == ("val_acc", "max") and Text.classifies is True  # the class and single-label runs unchanged
+    assert task.monitor == ("val_micro_f1", "max") and task.classifies is True  # label sets kept for paired tests
+    assert Text.monitor == ("val_acc", "max")  # the class and single-label runs unchanged
+    task = Text(
+        TextOptions(multi_label=True, head="capsule"), meta={"classes": ["a", "b", "c"], "fitted": {"threshold": 0.3}}
+    )
+    lengths = torch.tensor([[0.2, 0.3, 0.9], [0.1, 0.29, 0.31]])
+    assert task.predicted_classes(lengths).tolist() == [[0, 1, 1], [0, 0, 1]]  # 0/1 rows at the fitted threshold
     assert Text(TextOptions()).monitor == ("val_acc", "max")
 
 
@@ -185,9 +190,21 @@ def test_a_multi_label_run_learns_and_stores_its_threshold(multilabel_run, capsy
     assert trivial < 0.65 and summary["test_micro_f1"] >= 0.85 > trivial + 0.2
     assert summary["monitor"] == "val_micro_f1" and summary["monitor_mode"] == "max"
     assert {"test_macro_f1", "test_subset_acc", "test_hamming_loss"} <= set(summary["test_metrics"])
-    assert "test_predictions" not in summary and "paired" not in summary  # no McNemar on several labels
     base = summary["baselines"]["tuned_linear"]
     assert base["model"] == "ovr_logreg" and base["test_micro_f1"] >= 0.85 and len(base["grid"]) == 3 * 3
+    # each test text's labels, the network's and the baseline's, kept in test order for the paired tests
+    assert summary["test_targets"] == truth.astype(int).tolist()
+    mine, theirs = np.array(summary["test_predictions"]), np.array(base["test_predictions"])
+    assert multilabel_scores(truth, mine)["micro_f1"] == pytest.approx(summary["test_micro_f1"])
+    assert multilabel_scores(truth, theirs)["micro_f1"] == pytest.approx(base["test_micro_f1"])
+    paired = summary["paired"]["tuned_linear"]
+    assert paired["micro_f1_diff"] == pytest.approx(summary["test_micro_f1"] - base["test_micro_f1"])
+    assert 0 < paired["micro_f1_p"] <= 1 and 0 < paired["p"] <= 1 and paired["n"] == len(test_rows)
+    whole = [(x == truth).all(1) for x in (mine, theirs)]
+    assert (paired["model_only"], paired["baseline_only"]) == (
+        (whole[0] & ~whole[1]).sum(),
+        (~whole[0] & whole[1]).sum(),
+    )
     fitted = summary["fitted"]
     assert 0.05 <= fitted["threshold"] <= 0.95 and fitted["val_micro_f1"] >= fitted["val_micro_f1_default"]
     run = load_run(out)  # the threshold is in the run's meta: eval and predict use it

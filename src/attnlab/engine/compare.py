@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..measure.label_sets import micro_f1_bootstrap
 from ..measure.seed_pairs import bootstrap_interval, t_interval, verdict
 from ..measure.timing import interleaved_times
 from ..report.tables import rate_key
@@ -123,15 +124,22 @@ def _versus(runs: list[dict], reference: list[dict], metric: str, higher_is_bett
         diff, low, high = t_interval([a["test_metrics"][metric] - b["test_metrics"][metric] for a, b in pairs])
         how = f"t-interval over {len(pairs)} seed pairs"
     elif all("test_predictions" in r for r in pairs[0]):
-        a, b = pairs[0]
-        right = [np.asarray(r["test_predictions"]) == np.asarray(r["test_targets"]) for r in (a, b)]
-        diff, low, high = bootstrap_interval(*right)
-        how = "paired bootstrap of the test samples (one seed)"
+        diff, low, high, how = _bootstrap(*pairs[0])
     else:
         a, b = pairs[0]
         return {"diff": a["test_metrics"][metric] - b["test_metrics"][metric], "verdict": "one seed: no interval"}
     judged = verdict(low, high, higher_is_better=higher_is_better)
     return {"diff": diff, "diff_low": low, "diff_high": high, "verdict": judged, "interval": how}
+
+
+def _bootstrap(run: dict, reference: dict) -> tuple[float, float, float, str]:
+    """(difference, low, high, how) of one seed pair by a paired bootstrap of its test samples: of accuracy, or with
+    several labels per sample (0/1 rows: the monitor is micro-F1) of micro-F1."""
+    truth = np.asarray(run["test_targets"])
+    mine, theirs = (np.asarray(r["test_predictions"]) for r in (run, reference))
+    if truth.ndim == 2:
+        return (*micro_f1_bootstrap(truth, mine, theirs), "paired bootstrap of the test samples' micro-F1 (one seed)")
+    return (*bootstrap_interval(mine == truth, theirs == truth), "paired bootstrap of the test samples (one seed)")
 
 
 def aggregate(

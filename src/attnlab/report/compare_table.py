@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..measure.label_sets import RANDOMIZATION_ROUNDS
 from .tables import rate_key
 
 __all__ = ["comparison_markdown"]
@@ -23,23 +24,31 @@ def _cell(row: dict, key: str, scale: float) -> str:
 
 def _paired_lines(rows: list[dict], fields: list[str], unit: str) -> list[str]:
     """The paired tests of the rows against each baseline (``engine.compare``'s ``paired``), one line a pair, the
-    figures of each seed joined by " / "."""
+    figures of each seed joined by " / "; with several labels per sample, the micro-F1 difference and its
+    randomization p first, and McNemar's on every label right."""
     pairs = [(r, name, t) for r in rows for name, t in (r.get("paired") or {}).items()]
     if not pairs:
         return []
+    f1 = any("micro_f1_p" in t for _, _, t in pairs)
+    right = "every label right" if f1 else "right"
+    head = ["micro-F1 difference", "randomization p"] * f1 + [f"network alone {right}", f"baseline alone {right}", "p"]
+    f1_test = f"micro-F1 by approximate randomization, {RANDOMIZATION_ROUNDS:,} shuffles"
+    what = "McNemar's exact test" + f" of every label of a sample right; {f1_test}" * f1
     lines = [
         "",
-        f"Paired tests on the same test {unit} (McNemar's exact test; each seed's run against the baseline fitted "
+        f"Paired tests on the same test {unit} ({what}; each seed's run against the baseline fitted "
         "in the first run; a gain well inside the run-to-run spread needs p well below 0.05 to mean anything):",
         "",
-        f"| {' | '.join(fields)} | against | network alone right | baseline alone right | p |",
-        "|" + "---|" * (len(fields) + 1) + "---:|---:|---:|",
+        f"| {' | '.join(fields)} | against | {' | '.join(head)} |",
+        "|" + "---|" * (len(fields) + 1) + "---:|" * len(head),
     ]
     for r, name, t in pairs:
         values = " | ".join(str(r[f]) for f in fields)
-        counts = [" / ".join(str(v) for v in t[k]) for k in ("model_only", "baseline_only")]
-        p = " / ".join(f"{v:.2g}" for v in t["p"])
-        lines.append(f"| {values} | {name} | {counts[0]} | {counts[1]} | {p} |")
+        cells = [" / ".join(f"{100 * v:+.2f}" for v in t.get("micro_f1_diff", []))] * f1
+        cells += [" / ".join(f"{v:.2g}" for v in t.get("micro_f1_p", []))] * f1
+        cells += [" / ".join(str(v) for v in t[k]) for k in ("model_only", "baseline_only")]
+        cells.append(" / ".join(f"{v:.2g}" for v in t["p"]))
+        lines.append(f"| {values} | {name} | {' | '.join(cells)} |")
     return lines
 
 

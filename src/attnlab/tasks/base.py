@@ -197,7 +197,8 @@ class Task:
     eval_batch_size: ClassVar[int] = 256
     default_vary: ClassVar[dict[str, list[str]]] = {}  # what ``attnlab compare`` varies when not told
     renamed: ClassVar[dict[str, str]] = {}  # old option name -> new: run folders from before a rename still load
-    classifies: ClassVar[bool] = False  # one class per sample: summary.json keeps the test predictions (paired tests)
+    # a class (or a set of labels) per sample: summary.json keeps the test predictions (paired tests)
+    classifies: ClassVar[bool] = False
     cpu_bf16: ClassVar[bool] = False  # whether bf16 autocast speeds its training on a CPU with bf16 (--precision auto)
 
     def __init__(self, options: Any, *, meta: dict | None = None, runs: RunSource | None = None) -> None:
@@ -286,7 +287,7 @@ class Task:
 
     def predicted_classes(self, output: Any) -> Tensor:
         """(B,) int64: each sample's class from ``forward_eval``'s output (a task that ``classifies``): the highest
-        score."""
+        score. A task with several labels per sample returns (B, K) 0/1 rows instead (``engine.paired``)."""
         return output.float().argmax(1)
 
     def sample_size(self) -> tuple[float, str]:

@@ -12,7 +12,8 @@ margin loss (a per-class loss: each label's capsule long, the others short), mea
 chosen after training on the validation texts for the best micro-F1 (``fit_after_training``; 0.5 before); a text
 may get no label (none is forced). Metrics: micro- and macro-F1, subset accuracy, Hamming loss; the monitor is
 ``val_micro_f1``; the baseline is TF-IDF with one logistic regression per label (``baseline.tuned_one_vs_rest``);
-no paired test (McNemar's needs one right-or-wrong per text).
+the paired tests are approximate randomization of the micro-F1 difference and McNemar's of every label right
+(``engine.paired``).
 """
 
 from __future__ import annotations
@@ -292,9 +293,8 @@ class Text(EncoderTask):
 
     def __init__(self, options: TextOptions, *, meta: dict | None = None, runs: RunSource | None = None) -> None:
         super().__init__(options, meta=meta, runs=runs)
-        if options.multi_label:  # per run: its own monitor, and no one class per text for the paired tests
+        if options.multi_label:  # per run: its own monitor
             self.monitor = ("val_micro_f1", "max")
-            self.classifies = False
 
     @property
     def multi_label(self) -> bool:
@@ -399,6 +399,13 @@ class Text(EncoderTask):
         if self.multi_label:
             return MultiLabelMetrics(k, head=self.options.head, threshold=self.threshold, training=training)
         return TextMetrics(k, training=training)
+
+    def predicted_classes(self, output: Tensor) -> Tensor:
+        """(B,) int64 classes, the highest score; several labels per text: (B, K) int64 0/1 rows, each label's score
+        (``label_scores``) against the threshold chosen on validation."""
+        if self.multi_label:
+            return (label_scores(output, self.options.head) >= self.threshold).long()
+        return super().predicted_classes(output)
 
     @torch.no_grad()
     def validation_scores(self, model: nn.Module, data: TaskData, device: torch.device) -> tuple[Tensor, Tensor]:
