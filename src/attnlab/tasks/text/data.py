@@ -18,8 +18,6 @@ under both labels dropped; then a fixed stratified train / test split (seed 0). 
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from ...data.packaged import package_file
 from ...data.splits import stratified_indices
 from ..base import DataSets, TaskData
 from .regularization import few_labels
+from .rows import read_rows
 from .tokens import (
     AUTO,
     TOKENIZERS,
@@ -222,40 +221,17 @@ def reviews_zh(options, *, download: bool = False) -> TaskData:
     return tokenized(splits, [f"reviews_zh: {note}"], options)
 
 
-def _rows(path: Path) -> list[dict]:
-    """Rows of a CSV, TSV or JSONL file as dicts; a bad byte or line is refused naming the file and line."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise ValueError(
-            f"{path}: line {line} is not UTF-8 (byte {raw[e.start]:#04x}); save the file as UTF-8"
-        ) from None
-    if path.suffix.lower() == ".jsonl":
-        rows = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}: line {n} is not JSON ({e.msg})") from None
-        return rows
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    return list(csv.DictReader(text.splitlines(), delimiter=delimiter))
-
-
 def _labelled_rows(path: Path, text_col: str, label_col: str) -> list[tuple[int, str, object]]:
     """(row number, text, the label cell as read) of one file; a missing column or an empty text is refused by
     name."""
-    rows = _rows(path)
+    rows = read_rows(path)
     if not rows:
         raise ValueError(f"{path}: no rows")
     for col, flag in ((text_col, "--text-col"), (label_col, "--label-col")):
-        if col not in rows[0]:
-            raise ValueError(f"{flag}: {path} has no column {col!r}; its columns are {sorted(rows[0])}")
+        if col not in rows[0][1]:
+            raise ValueError(f"{flag}: {path} has no column {col!r}; its columns are {sorted(rows[0][1])}")
     out = []
-    for n, row in enumerate(rows, start=2 if path.suffix.lower() != ".jsonl" else 1):
+    for n, row in rows:
         text = str(row.get(text_col) or "").strip()
         if not text:
             raise ValueError(f"{path}: row {n} has an empty text")

@@ -55,7 +55,8 @@ def read_inputs(texts: list[str], files: list[str]) -> list[tuple[str, str, str 
     items: list[tuple[str, str, str | None]] = [(t, t, None) for t in texts]
     for path in files:
         try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            # a byte-order mark is no text; only line breaks end a line (U+2028 inside a text does not: splitlines)
+            lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
         except FileNotFoundError:
             items.append((path, "", "no such file"))
             continue
