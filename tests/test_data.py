@@ -83,6 +83,31 @@ def test_imagefolder(tmp_path):
         build_dataset("imagefolder", root=tmp_path / "train")
 
 
+def test_imagefolder_reads_16_bit_and_rotated_images_as_predict_does(tmp_path):
+    from attnlab.data.images import read_image
+
+    ramp = np.linspace(0, 65535, 40 * 48).reshape(40, 48).astype(np.uint16)  # a 16-bit microscope-like ramp
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            Image.fromarray(ramp).save(tmp_path / split / c / "0.png")
+            Image.fromarray(ramp[::-1].copy()).save(tmp_path / split / c / "1.png")
+    d = build_dataset("imagefolder", root=tmp_path, image_size=40)
+    raw = d.test.loader(d.test.samples[0][0])  # what the transforms get: uint8 (3, H, W), the ramp over 0..255
+    assert raw.shape == (3, 40, 48) and raw.dtype == torch.uint8
+    torch.testing.assert_close(raw[0], torch.from_numpy((ramp / 257).round().astype(np.uint8)), rtol=0, atol=0)
+    assert (raw == 255).float().mean() < 0.01  # torchvision's PIL loader clips it: 99 % of the pixels at 255
+    torch.testing.assert_close(raw, read_image(d.test.samples[0][0], 3))  # predict reads the same pixels
+    # a camera's portrait photo: landscape pixels and an EXIF orientation tag (6: turn 90° clockwise to view)
+    pixels = np.zeros((30, 50, 3), np.uint8)
+    pixels[:, :10] = 255  # the stored image's left edge is white: upright, its top row
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    upright = read_image(tmp_path / "phone.jpg", 3)
+    assert upright.shape == (3, 50, 30) and upright[:, :10].float().mean() > 240 > 15 > upright[:, 20:].float().mean()
+
+
 def write_folder(root, size, n=4):
     rng = np.random.default_rng(0)
     for split in ("train", "val"):

@@ -1,5 +1,6 @@
-"""Reading a user's image files of any mode (grayscale, RGB, RGBA, palette, 16-bit, float) into tensors, and the
-evaluation transform that brings uint8 images (or video frames) to a run's input."""
+"""Reading a user's image files of any mode (grayscale, RGB, RGBA, palette, 16-bit, float) into tensors, upright
+as their EXIF orientation says (phone photos), and the evaluation transform that brings uint8 images (or video
+frames) to a run's input. Training (``imagefolder``) and predict read files through the same ``read_image``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms import v2
 
@@ -28,7 +29,9 @@ def _to_uint8(a: np.ndarray) -> np.ndarray:
 
 
 def read_image(path: str | Path, channels: int) -> Tensor:
-    """``path`` as a uint8 tensor (channels, H, W): 1 = luminance, 3 = RGB (alpha dropped, gray repeated).
+    """``path`` as a uint8 tensor (channels, H, W): 1 = luminance, 3 = RGB (alpha dropped, gray repeated); 16-bit
+    and float images scaled to 8 bits over their range (``_to_uint8``: PIL's own conversion clips them at 255);
+    turned upright by the EXIF orientation tag where there is one.
 
     An unreadable or missing file raises ``ValueError`` naming it.
     """
@@ -38,6 +41,7 @@ def read_image(path: str | Path, channels: int) -> Tensor:
     try:
         with Image.open(path) as im:
             im.load()
+            im = ImageOps.exif_transpose(im)  # a camera's rotation kept as a tag: the pixels as seen
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 gray = _to_uint8(np.asarray(im))
                 im = Image.fromarray(gray)  # uint8 (H, W): mode "L"

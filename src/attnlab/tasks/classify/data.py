@@ -11,6 +11,7 @@ why) and, where the data set has one, the ResNet ``stem`` it trains with.
 from __future__ import annotations
 
 import copy
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from PIL import Image
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from ...data.images import IMAGENET_MEAN, IMAGENET_STD
+from ...data.images import IMAGENET_MEAN, IMAGENET_STD, read_image
 from ...data.layout import a_folder, find_splits
 from ...data.mnist5k import MEAN as MNIST_MEAN
 from ...data.mnist5k import STD as MNIST_STD
@@ -152,7 +153,9 @@ def _with_transform(dataset, transform):
 
 
 def _folder(path: Path, classes: list[str] | None) -> datasets.ImageFolder:
-    folder = datasets.ImageFolder(path)
+    """torchvision's ``ImageFolder`` of ``path``, its files read as predict reads them (``data.images.read_image``:
+    16-bit images scaled, not clipped at 255 as torchvision's PIL loader does; upright by their EXIF tag)."""
+    folder = datasets.ImageFolder(path, loader=partial(read_image, channels=3))
     if classes is not None and folder.classes != classes:
         raise ValueError(f"--data-dir: train and {path.name} class folders differ: {classes} vs {folder.classes}")
     return folder
