@@ -322,6 +322,43 @@ def write_video(path, frames):
             container.mux(packet)
 
 
+def test_read_frames_decodes_only_the_frames_asked_for_and_turns_them_upright(tmp_path):
+    from attnlab.data.video import count_frames, read_frames, read_video
+
+    av = pytest.importorskip("av")
+    frames = np.zeros((12, 24, 40, 3), dtype=np.uint8)
+    for t in range(12):
+        frames[t, :, : 3 * (t + 1)] = 200  # a bar that grows frame by frame: each frame its own picture
+    path = tmp_path / "bar.mp4"
+    write_video(path, frames)
+    whole = read_video(path)
+    assert count_frames(path) == len(whole) == 12 and whole.shape == (12, 3, 24, 40)
+    for indices in ([1, 4, 7, 10], [0, 0, 1, 2], [11, 3, 3]):
+        assert torch.equal(read_frames(path, indices), whole[indices])  # the same pixels, any order, repeats
+    assert torch.equal(read_frames(path, [2, 30]), whole[[2, 11]])  # past the stream's end: its last frame
+    (tmp_path / "notes.mp4").write_text("not a video")
+    for read in (count_frames, lambda p: read_frames(p, [0])):
+        with pytest.raises(ValueError, match="notes.mp4: PyAV cannot decode it"):
+            read(tmp_path / "notes.mp4")
+    if not hasattr(av.video.stream.VideoStream, "set_display_rotation"):  # PyAV < 17 writes no rotation
+        return
+    turned = tmp_path / "portrait.mp4"
+    with av.open(str(turned), "w") as container:  # a phone's portrait video: landscape frames and a rotation
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 40, 24, "yuv420p"
+        stream.set_display_rotation(90)  # shown turned 90° counterclockwise
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    upright = read_frames(turned, [11, 5])
+    assert upright.shape == (2, 3, 40, 24)  # portrait
+    torch.testing.assert_close(upright, torch.rot90(whole[[11, 5]], 1, dims=(2, 3)), rtol=0, atol=0)
+    bar = upright[1].float().mean(0)  # frame 5's bar, 18 px from the left edge, is now 18 px up from the bottom
+    assert bar[-18:].mean() > 150 > 50 > bar[:-18].mean()
+
+
 def moving_square(n, direction, size=32):
     frames = np.zeros((n, size, size, 3), dtype=np.uint8)
     for t in range(n):

@@ -102,6 +102,6 @@ def videofolder(options, *, download: bool = False) -> TaskData:
         test,
         meta,
         val=val,
-        labels=[label for _, label in train_items],
+        labels=[label for _, label, _ in train_items],
         train_eval=VideoFolder(train_items, num_frames, size, train=False),
     )

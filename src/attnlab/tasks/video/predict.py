@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from torchvision.transforms import v2
 
 from ...data.images import eval_transform
-from ...data.video import frame_indices, read_video
+from ...data.video import count_frames, frame_indices, read_frames
 from ..top_classes import top_classes
 
 __all__ = ["clip_input", "predict_videos"]
@@ -28,11 +28,11 @@ def predict_videos(model: nn.Module, paths: list[str], meta: dict, top: int) -> 
     rows = []
     for path in paths:
         try:
-            video = read_video(path)
+            frames = read_frames(path, frame_indices(count_frames(path), meta["num_frames"]))
         except (ValueError, FileNotFoundError) as e:
             rows.append({"input": path, "error": str(e)})
             continue
-        clip = clip_input(video[frame_indices(len(video), meta["num_frames"])], meta)
+        clip = clip_input(frames, meta)
         logits, weights = model.forward_with_frame_weights(clip[None])
         rows.append(
             {
