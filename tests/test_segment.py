@@ -171,6 +171,34 @@ def make_segfolder(root, n=2, size=48):
             write(root / split / "masks" / f"img{i}.png", mask)  # 8-bit binary PNG masks
 
 
+def test_segfolder_trains_on_every_channel_of_a_cyx_tiff_and_reads_rgb_however_stored(tmp_path, capsys):
+    import tifffile
+
+    from attnlab.tasks.segment.files import read_array
+
+    root = tmp_path / "data"
+    make_segfolder(root)
+    for tif in root.glob("*/images/*.tif"):  # a second channel beside the nuclei, as Fiji saves it: CYX
+        nuclei = tifffile.imread(tif)
+        tifffile.imwrite(tif, np.stack([nuclei, nuclei[::-1] // 2]), imagej=True, metadata={"axes": "CYX"})
+    d = build_data("segfolder", data_dir=str(root), crop=32, samples=4)
+    assert d.meta["in_chans"] == 2
+    first = read_array(root / "val" / "images" / "img0.tif")
+    assert first.shape == (48, 48, 2) and np.array_equal(first[..., 1], first[::-1, :, 0] // 2)
+    out = tmp_path / "run"
+    args = ["train", "--task", "segment", "--data", "segfolder", "--data-dir", str(root), "--epochs", "1"]
+    assert main([*args, "--crop", "32", "--samples", "4", "--width", "4", "--out", str(out)]) == 0
+    assert main(["predict", "--checkpoint", str(out), str(root / "val" / "images" / "img0.tif")]) == 0
+    rgb = np.random.default_rng(1).integers(0, 255, (20, 24, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    assert np.array_equal(read_array(tmp_path / "planar.tif"), rgb)  # RGB stored plane by plane (SYX)
+    Image.fromarray(rgb[..., 0]).convert("LA").save(tmp_path / "gray_alpha.png")
+    assert np.array_equal(read_array(tmp_path / "gray_alpha.png"), rgb[..., 0])  # alpha dropped: gray
+    tifffile.imwrite(tmp_path / "z.tif", np.zeros((3, 20, 24), np.uint16), imagej=True, metadata={"axes": "ZYX"})
+    with pytest.raises(ValueError, match=r"z.tif: a stack of shape \(3, 20, 24\) \(axes ZYX\)"):
+        read_array(tmp_path / "z.tif")
+
+
 def test_segfolder_refuses_bad_input_naming_the_file(tmp_path, capsys):
     root = tmp_path / "data"
     make_segfolder(root)

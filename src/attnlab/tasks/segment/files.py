@@ -1,4 +1,5 @@
-"""Reading the segmentation task's files: images in their own dtype (8- or 16-bit PNG, TIFF, JPEG) and masks,
+"""Reading the segmentation task's files: images in their own dtype (8- or 16-bit PNG, TIFF, JPEG; TIFFs of several
+channels) and masks,
 either instance labels (binary masks, each connected region one instance, or 16/32-bit labels) or class indices.
 Errors name the file."""
 
@@ -13,26 +14,51 @@ __all__ = ["IMAGE_SUFFIXES", "read_array", "to_chw", "read_mask", "read_class_ma
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
+def _tiff(path: Path) -> tuple[np.ndarray, str]:
+    """(array, axes) of a TIFF's first series, the axes of size 1 dropped (tifffile's letters: ``C`` channels,
+    ``S`` an RGB pixel's samples, ``Z`` ``T`` ``Q`` ``I`` planes)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        array, axes = series.asarray(), series.axes
+    keep = [i for i, n in enumerate(array.shape) if n > 1 or axes[i] in "YX"]
+    return array.reshape([array.shape[i] for i in keep]), "".join(axes[i] for i in keep)
+
+
 def read_array(path: Path) -> np.ndarray:
-    """An image file as an array (H, W) or (H, W, C), in its own dtype; errors name the file."""
+    """An image file as an array (H, W) or (H, W, C), in its own dtype; errors name the file.
+
+    RGB(A) pixels: (H, W, 3), alpha dropped; gray + alpha: (H, W). A TIFF whose axes (ImageJ's or OME's
+    metadata, tifffile's ``series.axes``) name channels, ``CYX`` (a fluorescence image of nuclei and cytoplasm,
+    as Fiji saves it) or ``YXC``: (H, W, C), every channel kept. Any other third axis (a z-stack, a time-lapse,
+    planes of no name) is refused: training takes 2-D images (predict reads stacks: ``inputs.read_picture``)."""
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            a = tifffile.imread(path)
+            a, axes = _tiff(path)
         else:
             from PIL import Image
 
             with Image.open(path) as im:
                 a = np.asarray(im)
+            a = np.squeeze(a) if a.ndim > 2 and 1 in a.shape[:-1] else a
+            axes = "YXS" if a.ndim == 3 else "YX"
     except Exception as e:  # noqa: BLE001  (any reader failure is a file the user must fix)
         raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
-    a = np.squeeze(a) if a.ndim > 2 and 1 in a.shape[:-1] else a
-    if a.ndim == 3 and a.shape[-1] not in (3, 4):
-        raise ValueError(f"{path}: a stack of shape {a.shape}; expected one 2-D image (H, W) or (H, W, 3)")
-    if a.ndim not in (2, 3):
+    if a.ndim == 3 and "C" in axes and axes.replace("C", "") == "YX":  # channels: all kept, last
+        return np.moveaxis(a, axes.index("C"), -1)
+    if a.ndim == 3 and "S" in axes and axes.replace("S", "") == "YX":  # samples last (a planar RGB TIFF: SYX)
+        a, axes = np.moveaxis(a, axes.index("S"), -1), "YXS"
+    if a.ndim == 3 and axes == "YXS" and a.shape[-1] in (2, 3, 4):  # gray + alpha, RGB, RGBA
+        return a[..., 0] if a.shape[-1] == 2 else a[..., :3]
+    if a.ndim == 3:
+        raise ValueError(
+            f"{path}: a stack of shape {a.shape} (axes {axes}); expected one 2-D image (H, W), (H, W, 3), or "
+            "channels (C, H, W) named CYX in the TIFF's metadata (tifffile.imwrite(..., metadata={'axes': 'CYX'}))"
+        )
+    if a.ndim != 2:
         raise ValueError(f"{path}: an array of shape {a.shape}; expected one 2-D image (H, W) or (H, W, 3)")
-    return a[..., :3] if a.ndim == 3 else a
+    return a
 
 
 def to_chw(image: np.ndarray) -> np.ndarray:
