@@ -93,7 +93,8 @@ def read_frames(path: str | Path, indices: Sequence[int]) -> Tensor:
 
 def read_video(path: str | Path) -> Tensor:
     """All frames of a video as uint8 (N, 3, H, W), upright; ``ValueError`` naming the file when PyAV cannot read
-    it. For short clips (tests, pictures): the tasks read ``read_frames`` of ``count_frames``."""
+    it: every frame in memory, for short clips (the tests' reference); the tasks read ``read_frames`` of
+    ``count_frames``."""
 
     def decode(container, stream) -> list[Tensor]:
         return [_rgb(f) for f in container.decode(stream)]

@@ -9,9 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "read_array", "to_chw", "read_mask", "read_class_mask"]
+__all__ = ["IMAGE_SUFFIXES", "read_array", "squeezed", "to_chw", "read_mask", "read_class_mask"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def squeezed(array: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
+    """Dimensions of size 1 dropped, from the array and its axes alike (Y and X kept)."""
+    keep = [i for i, n in enumerate(array.shape) if n > 1 or axes[i] in "YX"]
+    return array.reshape([array.shape[i] for i in keep]), "".join(axes[i] for i in keep)
 
 
 def _tiff(path: Path) -> tuple[np.ndarray, str]:
@@ -21,9 +27,7 @@ def _tiff(path: Path) -> tuple[np.ndarray, str]:
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        array, axes = series.asarray(), series.axes
-    keep = [i for i, n in enumerate(array.shape) if n > 1 or axes[i] in "YX"]
-    return array.reshape([array.shape[i] for i in keep]), "".join(axes[i] for i in keep)
+        return squeezed(series.asarray(), series.axes)
 
 
 def read_array(path: Path) -> np.ndarray:

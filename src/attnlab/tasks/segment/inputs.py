@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import read_array
+from .files import read_array, squeezed
 
 __all__ = ["Picture", "read_picture", "parse_axes", "pick_channel", "tiff_header", "AXES_LETTERS"]
 
@@ -126,7 +126,7 @@ def read_picture(
             array, found, size = _tiff(path)
         except Exception as e:  # noqa: BLE001  (any reader failure is a file the user must fix)
             raise ValueError(f"{path}: not a readable TIFF ({type(e).__name__}: {e})") from None
-        array, found = _squeezed(array, found)
+        array, found = squeezed(array, found)
     else:
         array = read_array(path)
         found, size = ("YXS" if array.ndim == 3 else "YX"), None
@@ -150,12 +150,6 @@ def read_picture(
     plane_axis = ("Z" if stacked[0] in "IQ" else stacked[0]) if stacked else None
     size = pixel_size if pixel_size is not None else size
     return Picture(path, planes, plane_axis, size, colour and channel is None)
-
-
-def _squeezed(array: np.ndarray, axes: str) -> tuple[np.ndarray, str]:
-    """Dimensions of size 1 dropped, from the array and its axes alike."""
-    keep = [i for i, n in enumerate(array.shape) if n > 1 or axes[i] in "YX"]
-    return array.reshape([array.shape[i] for i in keep]), "".join(axes[i] for i in keep)
 
 
 def pick_channel(planes: np.ndarray, channel: int | None, where: str) -> np.ndarray:
