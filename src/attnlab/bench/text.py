@@ -4,6 +4,8 @@ encoder built from ``torch.nn.TransformerEncoderLayer``, and the capsule head ag
 One training step = forward + backward + AdamW on a batch of padded token ids (default 64 texts of lengths
 drawn 8-128, the longest 128), CPU, float32, dropout 0.1 on the residual branches in both encoders (torch's
 dropout on the attention weights is turned off, as attnlab's layer has none). Interleaved, paired by round.
+A fourth model is attnlab's with ``torch.nn.Dropout`` in place of ``attnlab.layers.dropout.Dropout`` (the same
+masks' distribution from a cheaper draw): what that lever is worth in a step.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers.dropout import Dropout
 from ..measure.machine import machine
 from ..measure.timing import bracket_meaning, format_ratio, interleaved_samples, paired_ratio
 from ..models.text import PAD, TextTransformer
@@ -38,6 +41,15 @@ class TorchEncoder(nn.Module):
         m = self.ours
         x, pad = m.embeddings(ids)
         return m.head(m.norm(self.encoder(x, src_key_padding_mask=pad)), pad)
+
+
+def with_torch_dropout(model: nn.Module) -> nn.Module:
+    """``model`` with each ``layers.dropout.Dropout`` replaced by ``nn.Dropout`` of the same p (in place)."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, Dropout):
+                setattr(module, name, nn.Dropout(child.p))
+    return model
 
 
 def batch_of_texts(batch: int, max_len: int, vocab: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -70,16 +82,20 @@ def run(*, dim: int, depth: int, heads: int, batch: int, max_len: int, rounds: i
     caps = TextTransformer(head="capsule", ngram_buckets=16384, capsules=4, **common)  # the task's default
     torch.manual_seed(0)
     torch_mean = TorchEncoder(TextTransformer(head="mean", ngram_buckets=16384, **common), dim, heads, depth, 0.1)
+    torch.manual_seed(0)
+    nn_dropout = with_torch_dropout(TextTransformer(head="mean", ngram_buckets=16384, **common))
     fns = {
         "mean": train_step(mean, ids, y),
         "capsule": train_step(caps, ids, y),
         "torch": train_step(torch_mean, ids, y),
+        "nn_dropout": train_step(nn_dropout, ids, y),
     }
     t = interleaved_samples(fns, torch.device("cpu"), rounds=rounds, warmup=1)
     return {
         "texts_s": {k: batch / statistics.median(v) for k, v in t.items()},
         "encoder_vs_torch": paired_ratio(t["torch"], t["mean"]),
         "capsule_cost": paired_ratio(t["capsule"], t["mean"]),
+        "nn_dropout_cost": paired_ratio(t["nn_dropout"], t["mean"]),
     }
 
 
@@ -107,5 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"| attnlab encoder, mean head | {s['mean']:.0f} | speed / torch's {format_ratio(r['encoder_vs_torch'])} |")
     print(
         f"| attnlab encoder, capsule head | {s['capsule']:.0f} | time / mean head {format_ratio(r['capsule_cost'])} |"
+    )
+    print(
+        f"| attnlab encoder, mean head, torch.nn.Dropout | {s['nn_dropout']:.0f} | "
+        f"time / attnlab's Dropout {format_ratio(r['nn_dropout_cost'])} |"
     )
     return 0

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers.dropout import Dropout
 from ..layers.encoder import EncoderLayer
 from .registry import register_model
 
@@ -216,7 +217,7 @@ class TextTransformer(nn.Module):
         self.subword = nn.EmbeddingBag(subword_buckets, dim, mode="sum") if subword_buckets else None
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if head == "cls" else None
         self.pos = nn.Parameter(0.02 * torch.randn(1, max_len + int(head == "cls"), dim))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.layers = nn.ModuleList(EncoderLayer(dim, heads, ffn or 2 * dim, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         kwargs = {"orphan": orphan, "iterations": iterations, "primary": capsules} if head == "capsule" else {}
