@@ -188,7 +188,10 @@ def test_segfolder_trains_on_every_channel_of_a_cyx_tiff_and_reads_rgb_however_s
     out = tmp_path / "run"
     args = ["train", "--task", "segment", "--data", "segfolder", "--data-dir", str(root), "--epochs", "1"]
     assert main([*args, "--crop", "32", "--samples", "4", "--width", "4", "--out", str(out)]) == 0
-    assert main(["predict", "--checkpoint", str(out), str(root / "val" / "images" / "img0.tif")]) == 0
+    predicted = tmp_path / "segmented"  # not predict's default folder, which is the working directory's
+    image = str(root / "val" / "images" / "img0.tif")
+    assert main(["predict", "--checkpoint", str(out), image, "--out", str(predicted)]) == 0
+    assert (predicted / "img0_labels.tif").is_file()
     rgb = np.random.default_rng(1).integers(0, 255, (20, 24, 3), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
     assert np.array_equal(read_array(tmp_path / "planar.tif"), rgb)  # RGB stored plane by plane (SYX)
