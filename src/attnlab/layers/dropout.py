@@ -23,11 +23,11 @@ __all__ = ["Dropout", "keep_mask"]
 LEVELS = 1 << 16  # the mask's resolution: 16 random bits an element
 
 
-def keep_mask(shape: torch.Size, p: float, generator: torch.Generator | None = None) -> tuple[Tensor, float]:
+def keep_mask(shape: torch.Size, p: float) -> tuple[Tensor, float]:
     """(bool mask of ``shape``, True where kept with probability 1 − p′; the keep scale 1 / (1 − p′))."""
     n = shape.numel()
     dropped = round(p * LEVELS)  # p′ · 65,536 of the 65,536 values of an int16 lane are dropped
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None, generator=generator)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None)
     lanes = words.view(torch.int16)[:n].view(shape)  # uniform on [-32,768, 32,767], independent
     return lanes >= dropped - LEVELS // 2, LEVELS / (LEVELS - dropped)
 
