@@ -74,3 +74,20 @@ def test_candidates_follow_the_script():
     assert {c.model for c in grid} == {"svm", "nbsvm", "logreg"}
     spaced, _ = candidates(spaced=True)
     assert list(spaced) == ["char 1-3", "char_wb 1-5", "word 1-2"]
+
+
+def test_tuned_linear_fits_in_threads_as_in_one(monkeypatch):
+    """The grid's fits run in a pool of threads: the rows (in the grid's order, feature set by feature set), the
+    choice and the predictions are those of one thread."""
+    from attnlab.tasks.text import baseline
+
+    train, val, test = _texts(120, 3), _texts(40, 4), _texts(60, 5)
+    splits = TextSplits(*train, *test, classes=["good", "bad", "odd"])
+    monkeypatch.setattr(baseline, "FIT_THREADS", 4)
+    pooled = tuned_linear(splits, val, spaced=True)
+    monkeypatch.setattr(baseline, "FIT_THREADS", 1)
+    alone = tuned_linear(splits, val, spaced=True)
+    features, grid = candidates(spaced=True)
+    order = [(c.model, c.features, c.C) for f in features for c in grid if c.features == f]
+    assert [(r["model"], r["features"], r["C"]) for r in pooled["grid"]] == order
+    assert pooled["grid"] == alone["grid"] and pooled["test_predictions"] == alone["test_predictions"]
