@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..engine.loop import heldout_name
+from ..engine.saving import CHECKPOINT_EVERY
 from ..engine.trainer import RunOptions, fit
 from .base import Command, register_command
 from .config_file import to_yaml
@@ -21,12 +22,22 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--compile", action="store_true", help="torch.compile the model")
     group.add_argument("--sync-bn", action="store_true", help="synchronized batch norm across processes")
     group.add_argument("--download", action="store_true", help="fetch a missing data set into --data-dir (CIFAR)")
+    group.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=CHECKPOINT_EVERY,
+        metavar="SECONDS",
+        help=f"write last.* (what --resume continues from) at most this often, and after the first and the final "
+        f"epoch; 0: every epoch (default {CHECKPOINT_EVERY:g})",
+    )
 
 
 def run_options(args: argparse.Namespace, out: Path, **extra) -> RunOptions:
     """The how-to-run arguments (add_run_arguments) as RunOptions."""
     if args.workers < 0:
         raise ValueError(f"--workers: expected an int >= 0, got {args.workers}")
+    if not args.checkpoint_every >= 0:
+        raise ValueError(f"--checkpoint-every: expected seconds >= 0, got {args.checkpoint_every:g}")
     return RunOptions(
         out,
         device=args.device,
@@ -34,6 +45,7 @@ def run_options(args: argparse.Namespace, out: Path, **extra) -> RunOptions:
         compile=args.compile,
         sync_bn=args.sync_bn,
         download=args.download,
+        checkpoint_every=args.checkpoint_every,
         **extra,
     )
 

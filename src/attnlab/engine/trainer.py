@@ -40,7 +40,6 @@ from .run_folder import (
     BEST,
     CURVES,
     LAST,
-    METRICS,
     RUNS,
     SUMMARY,
     RunError,
@@ -48,6 +47,7 @@ from .run_folder import (
     prepare_run_dir,
 )
 from .samplers import LengthGroupedSampler
+from .saving import CHECKPOINT_EVERY, CheckpointWriter
 
 __all__ = [
     "RunOptions",
@@ -76,6 +76,7 @@ class RunOptions:
     progress: bool = True
     download: bool = False  # let torchvision fetch a missing data set (CIFAR)
     baselines: bool = True  # fit the task's classical baselines (compare fits them for its first run only)
+    checkpoint_every: float = CHECKPOINT_EVERY  # seconds between writes of last.* (engine.saving; 0: every epoch)
 
 
 def seed_everything(seed: int) -> None:
@@ -297,16 +298,6 @@ def _checkpoint_meta(config: TrainConfig, plan: Plan, data: TaskData, state: _Ru
     }
 
 
-def _save_epoch(out: Path, meta: dict, model, optimizer, scheduler, state: _RunState, improved: bool, average) -> None:
-    """last.* every epoch (with the weight average, if any), best.* on improvement (the weights validation saw:
-    the average's, if any), metrics.jsonl: each written atomically."""
-    extra = None if average is None else average.tensors()
-    save_checkpoint(out / LAST, model, meta, optimizer=optimizer, scheduler=scheduler, rng=_rng_state(), extra=extra)
-    if improved:
-        save_checkpoint(out / BEST, model if average is None else average.module, meta)
-    atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in state.history))
-
-
 def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunState, test: dict, opts, device) -> dict:
     history = state.history
     monitor, rate = task.monitor[0], rate_key(task.unit)
@@ -398,6 +389,7 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     wall_before = state.wall_seconds - wall_start  # + perf_counter(): the run's wall time so far
     net = _wrap(model, opts, ctx)
     judged = net if average is None else average.module  # what validation scores and best.* keeps
+    writer = CheckpointWriter(out, opts.checkpoint_every, state.epoch, _rng_state)
 
     interrupted, failure = False, None
     try:
@@ -438,8 +430,20 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
             state.wall_seconds = wall_before + time.perf_counter()
             progress.line(record)
             meta = _checkpoint_meta(config, plan, data, state, details, monitor)
-            if ctx.is_main:
-                _save_epoch(out, meta, model, optimizer, scheduler, state, improved, average)
+            if ctx.is_main:  # last.* with the weight average, if any; best.*: the weights validation saw
+                final = state.epoch == recipe.epochs or state.stale(recipe.early_stop)
+                extra = None if average is None else average.tensors()
+                writer.epoch_done(
+                    meta,
+                    model,
+                    model if average is None else average.module,
+                    state.history,
+                    improved=improved,
+                    final=final,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    extra=extra,
+                )
             ctx.barrier()
     except KeyboardInterrupt:
         interrupted = True
@@ -448,8 +452,8 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
 
     if ctx.is_main and (interrupted or failure):
         what = "interrupted" if interrupted else f"stopped: {failure}"
-        done = state.epoch
-        keep = f"the last good checkpoint (epoch {done}) is {out / LAST}" if done else "no epoch finished"
+        done = writer.saved_epoch
+        keep = f"the last good checkpoint (epoch {done}) is {out / LAST}" if done else "no epoch was saved"
         raise RunError(
             f"training {what}; {keep}. Resume with the same command and --resume"
             + ("" if interrupted else " after lowering --lr")
