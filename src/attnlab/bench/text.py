@@ -79,7 +79,7 @@ def run(*, dim: int, depth: int, heads: int, batch: int, max_len: int, rounds: i
     torch.manual_seed(0)
     mean = TextTransformer(head="mean", ngram_buckets=16384, **common)
     torch.manual_seed(0)
-    caps = TextTransformer(head="capsule", ngram_buckets=16384, capsules=4, **common)  # the task's default
+    caps = TextTransformer(head="capsule", ngram_buckets=16384, capsules=4, **common)  # the task's head
     torch.manual_seed(0)
     torch_mean = TorchEncoder(TextTransformer(head="mean", ngram_buckets=16384, **common), dim, heads, depth, 0.1)
     torch.manual_seed(0)

@@ -90,7 +90,7 @@ class EncoderOptions:
     dim: int = option(96, "width of the encoder (a multiple of --heads)")
     depth: int = option(1, "transformer encoder layers")
     heads: int = option(4, "attention heads per encoder layer")
-    ngram_buckets: int = option(16384, "buckets of the hashed character n-gram embeddings, all orders (0: none)")
+    ngram_buckets: int = option(65536, "buckets of the hashed character n-gram embeddings, all orders (0: none)")
     ngram_order: int = option(2, "the longest hashed n-gram: 2 (bigrams), 3 (and trigrams), …")
     subword_buckets: int = option(
         65536, "words: buckets of each word's hashed character 3-5-grams (fastText's subwords; 0: none)"
@@ -141,10 +141,10 @@ class TextOptions(EncoderOptions):
         choices=TEXT_HEADS,
     )
     backbone: str | None = option(
-        AUTO_BACKBONE,
+        None,
         "a text_mlm run folder (attnlab train --task text_mlm) whose pretrained encoder the network starts from; "
         f"auto: the encoder pretrained on these training texts when they number at least {PRETRAIN_FROM:,} (made "
-        "first when missing); none: from scratch",
+        "first when missing); none (the default, measured best on validation): from scratch",
     )
     class_weights: str = option(
         "none",
