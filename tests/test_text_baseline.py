@@ -79,13 +79,13 @@ def test_candidates_follow_the_script():
 def test_tuned_linear_fits_in_threads_as_in_one(monkeypatch):
     """The grid's fits run in a pool of threads: the rows (in the grid's order, feature set by feature set), the
     choice and the predictions are those of one thread."""
-    from attnlab.tasks.text import baseline
+    from attnlab.tasks import classical
 
     train, val, test = _texts(120, 3), _texts(40, 4), _texts(60, 5)
     splits = TextSplits(*train, *test, classes=["good", "bad", "odd"])
-    monkeypatch.setattr(baseline, "FIT_THREADS", 4)
+    monkeypatch.setattr(classical, "FIT_THREADS", 4)
     pooled = tuned_linear(splits, val, spaced=True)
-    monkeypatch.setattr(baseline, "FIT_THREADS", 1)
+    monkeypatch.setattr(classical, "FIT_THREADS", 1)
     alone = tuned_linear(splits, val, spaced=True)
     features, grid = candidates(spaced=True)
     order = [(c.model, c.features, c.C) for f in features for c in grid if c.features == f]

@@ -24,7 +24,6 @@ engine's paired tests.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import classical
 from .data import TextSplits, multi_hot
 from .metrics import choose_threshold, multilabel_scores
 
@@ -49,10 +49,6 @@ __all__ = [
 SVM_C = (0.1, 0.3, 1.0, 3.0)
 NBSVM_C = (0.1, 0.3, 1.0)
 LOGREG_C = (4.0, 16.0, 64.0)
-
-# the grid's fits run in threads, one a core, beside the next feature set's vectorizing: liblinear and the sparse
-# products release the GIL (reviews_zh's grid on 2 cores of an Intel Xeon: 46-52 s -> 39-41 s, the same scores)
-FIT_THREADS = os.cpu_count() or 1
 
 CHAR_1_3 = {"analyzer": "char", "ngram_range": (1, 3)}
 SPACELESS_FEATURES = {"char 1-3": CHAR_1_3, "char 1-5": {"analyzer": "char", "ngram_range": (1, 5)}}
@@ -151,8 +147,10 @@ def tuned_linear(d: TextSplits, val: tuple[list[str], list[int]], *, spaced: boo
         return float((model.predict(xv) == val_y).mean()), model.predict(xt)
 
     jobs = []
-    with blas_threads(), ThreadPoolExecutor(FIT_THREADS) as pool:
-        for name, kwargs in features.items():  # the next set vectorized while the fits of this one run
+    with blas_threads(), ThreadPoolExecutor(classical.FIT_THREADS) as pool:
+        # one fit a core (``classical.FIT_THREADS``: liblinear and the sparse products release the GIL), the next
+        # feature set vectorized meanwhile: reviews_zh's grid on 2 cores of an Intel Xeon 46-52 s -> 39-41 s
+        for name, kwargs in features.items():
             x, xv, xt = _vectorized(kwargs, d.train_texts, val_x, d.test_texts)
             jobs += [(c, pool.submit(fit, c, x, xv, xt)) for c in grid if c.features == name]
         rows, best = [], None
@@ -202,7 +200,7 @@ def tuned_one_vs_rest(d: TextSplits, val: tuple[list[str], list[list[int]]], *, 
         return threshold, val_f1, model.predict_proba(xt) >= threshold
 
     jobs = []
-    with blas_threads(), warnings.catch_warnings(), ThreadPoolExecutor(FIT_THREADS) as pool:
+    with blas_threads(), warnings.catch_warnings(), ThreadPoolExecutor(classical.FIT_THREADS) as pool:
         warnings.filterwarnings("ignore", message="Label .* is present in all training examples")
         warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
         for name, kwargs in features.items():
