@@ -285,3 +285,24 @@ def test_classify_placement_and_stages_put_the_attention_where_they_say(tmp_path
     assert rows[0][:2] == ["variant", "stages"] and [r[1] for r in rows[1:3]] == ["4", "34"]
     summary = json.loads((tmp_path / "34" / "seed0" / "summary.json").read_text())
     assert summary["stages"] == "34" and summary["attention"] == "se"
+
+
+def test_the_paired_predictions_are_those_the_test_score_came_from(base_run, tmp_path, monkeypatch):
+    """One process: summary.json's test predictions are collected while the test split is scored (no second pass):
+    they give the test accuracy, and they are what paired.test_predictions computes again from best.*."""
+    from attnlab.engine import paired, trainer
+
+    summary = json.loads((base_run / "summary.json").read_text())
+    predicted, truth = np.array(summary["test_predictions"]), np.array(summary["test_targets"])
+    assert len(predicted) == summary["splits"]["test"] and (predicted == truth).mean() == summary["test_acc"]
+    run, cpu = load_run(base_run), torch.device("cpu")
+    data = trainer.build_data(run.config, run.task)
+    model = run.task.prepare_model(run.model, cpu)  # as the run held it (channels_last)
+    again, targets = paired.test_predictions(model, data, run.task, cpu, summary["plan"]["precision"])
+    assert again == summary["test_predictions"] and targets == summary["test_targets"]
+
+    def second_pass(*args, **kwargs):
+        raise AssertionError("a one-process run scores the test split once")
+
+    monkeypatch.setattr(trainer, "test_predictions", second_pass)
+    train(tmp_path / "again", "--epochs", "1")

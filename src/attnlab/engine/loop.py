@@ -85,10 +85,17 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, loader: DataLoader, ctx: DistContext, task: Task, split: str = "val", precision: str | None = None
+    model: nn.Module,
+    loader: DataLoader,
+    ctx: DistContext,
+    task: Task,
+    split: str = "val",
+    precision: str | None = None,
+    predictions: tuple[list, list] | None = None,
 ) -> tuple[dict[str, float], dict]:
     """(``<split>_<name>`` scalars, details such as a confusion matrix) of the task's metric over ``loader``:
-    ``val_*`` on the validation split, ``test_*`` on the test split."""
+    ``val_*`` on the validation split, ``test_*`` on the test split. ``predictions``: two lists that get each
+    sample's predicted class and true class, in the loader's order (as ``paired.test_predictions`` gives them)."""
     model.eval()
     metric = task.metric(training=False)
     for batch in loader:
@@ -97,6 +104,9 @@ def evaluate(
             output = task.forward_eval(model, inputs)
             loss = task.eval_loss(output, target)
         metric.update(output, target, loss)
+        if predictions is not None:
+            predictions[0].extend(task.predicted_classes(output).tolist())
+            predictions[1].extend(target.long().tolist())
     metric.sums = ctx.all_reduce_sum(metric.sums)
     scalars, details = metric.compute()
     return {f"{split}_{k}": v for k, v in scalars.items()}, details

@@ -298,7 +298,9 @@ def _checkpoint_meta(config: TrainConfig, plan: Plan, data: TaskData, state: _Ru
     }
 
 
-def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunState, test: dict, opts, device) -> dict:
+def _summary(
+    config, plan: Plan, task: Task, data: TaskData, model, state: _RunState, test: dict, opts, device, scored
+) -> dict:
     history = state.history
     monitor, rate = task.monitor[0], rate_key(task.unit)
     example = [x.to(device) for x in task.example_input()]
@@ -327,7 +329,8 @@ def _summary(config, plan: Plan, task: Task, data: TaskData, model, state: _RunS
     if "fitted" in task.meta:  # what the task chose on validation after training (fit_after_training)
         summary["fitted"] = task.meta["fitted"]
     if task.classifies:  # sample by sample, for paired tests here and in compare
-        predicted, targets = test_predictions(model, data, task, device, plan.precision)
+        # one process: the predictions the test score was computed from; several: each shard scored only its own
+        predicted, targets = scored or test_predictions(model, data, task, device, plan.precision)
         summary.update(test_predictions=predicted, test_targets=targets)
         summary["paired"] = paired_tests(predicted, targets, summary["baselines"])
     return summary
@@ -350,15 +353,17 @@ def _load_best(out: Path, model: nn.Module, ctx: DistContext) -> dict | None:
 
 
 def _test(out: Path, doc: dict | None, model: nn.Module, net: nn.Module, loaders: Loaders, ctx, task: Task, precision):
-    """The test split, scored once, with the best checkpoint's weights (``_load_best``); best.* then keeps the
-    test figures and details (``attnlab eval`` prints them) and the task's meta with what it fitted after
+    """(the test split's figures, each sample's (predicted, true) class where one process scored them all, else
+    None): the test split scored once, with the best checkpoint's weights (``_load_best``); best.* then keeps
+    the test figures and details (``attnlab eval`` prints them) and the task's meta with what it fitted after
     training."""
-    test, details = evaluate(net, loaders.test, ctx, task, split="test", precision=precision)
+    scored = ([], []) if task.classifies and ctx.world_size == 1 else None
+    test, details = evaluate(net, loaders.test, ctx, task, split="test", precision=precision, predictions=scored)
     if ctx.is_main and doc is not None:
         doc.pop("format")
         doc.update(test=test, eval=details, val_eval=doc.get("eval"), data_meta=task.meta)
         save_checkpoint(out / BEST, model, doc)
-    return test
+    return test, scored
 
 
 def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None:
@@ -468,11 +473,12 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
     fitted = task.fit_after_training(model, data, ctx.device)  # on validation, before the test is scored
     _say(ctx, opts, fitted.pop("lines", []))
     task.meta.update(fitted)
-    test = _test(out, doc, model, net, loaders, ctx, task, precision)
+    test, scored = _test(out, doc, model, net, loaders, ctx, task, precision)
     state.wall_seconds = wall_before + time.perf_counter()
     if not ctx.is_main:
         return None
-    summary = _summary(config, plan, task, data, model, state, test, opts, ctx.device)  # rank 0 alone: baselines once
+    # rank 0 alone: the baselines fitted once
+    summary = _summary(config, plan, task, data, model, state, test, opts, ctx.device, scored)
     _say(ctx, opts, paired_words(summary.get("paired", {}), task.unit))
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     if state.history:
