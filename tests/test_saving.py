@@ -41,7 +41,6 @@ def _epochs(
             meta,
             model,
             model,
-            history,
             improved=better,
             final=final,
             optimizer=optimizer,
@@ -78,12 +77,11 @@ def test_the_best_weights_are_those_validation_saw(tmp_path):
         with torch.no_grad():
             model.weight.add_(1.0)
         seen[epoch] = model.weight.detach().clone()
-        meta, history = {"epoch": epoch, "history": []}, []
+        meta = {"epoch": epoch, "history": []}
         writer.epoch_done(
             meta,
             model,
             model,
-            history,
             improved=epoch == 2,
             final=epoch == 3,
             optimizer=optimizer,

@@ -36,8 +36,6 @@ def run_options(args: argparse.Namespace, out: Path, **extra) -> RunOptions:
     """The how-to-run arguments (add_run_arguments) as RunOptions."""
     if args.workers < 0:
         raise ValueError(f"--workers: expected an int >= 0, got {args.workers}")
-    if not args.checkpoint_every >= 0:
-        raise ValueError(f"--checkpoint-every: expected seconds >= 0, got {args.checkpoint_every:g}")
     return RunOptions(
         out,
         device=args.device,

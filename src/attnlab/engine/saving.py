@@ -43,8 +43,6 @@ class CheckpointWriter:
     """``epoch_done`` after every finished epoch; ``saved_epoch``: the epoch ``last.*`` on disk holds."""
 
     def __init__(self, out: Path, every: float, saved_epoch: int, rng: Callable[[], dict]) -> None:
-        if every < 0:
-            raise ValueError(f"--checkpoint-every: expected seconds >= 0, got {every:g}")
         self.out, self.every, self.saved_epoch, self._rng = Path(out), every, saved_epoch, rng
         self._saved_at: float | None = None  # when this process last wrote last.* (None: not yet)
         self._best: tuple[_Snapshot, dict] | None = None  # an improvement best.* does not hold yet
@@ -57,7 +55,6 @@ class CheckpointWriter:
         meta: dict,
         model: nn.Module,
         judged: nn.Module,
-        history: list,
         *,
         improved: bool,
         final: bool,
@@ -65,10 +62,12 @@ class CheckpointWriter:
         scheduler,
         extra: dict[str, Tensor] | None,
     ) -> None:
-        """After an epoch: ``judged`` (the weights validation scored) held when ``improved``; both files written
-        when due (``final``: the run trains no further epoch)."""
+        """After an epoch (``meta``: the checkpoint's document, its ``history`` every finished epoch's record):
+        ``judged`` (the weights validation scored) held when ``improved``; both files written when due
+        (``final``: the run trains no further epoch)."""
+        history = meta["history"]
         if improved:  # its own copy of the history, which later epochs extend
-            self._best = (_Snapshot(judged), {**meta, "history": list(meta["history"])})
+            self._best = (_Snapshot(judged), {**meta, "history": list(history)})
         atomic_write_text(self.out / METRICS, "".join(json.dumps(r) + "\n" for r in history))
         if not self.due(final):
             return

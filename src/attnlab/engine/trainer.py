@@ -78,6 +78,10 @@ class RunOptions:
     baselines: bool = True  # fit the task's classical baselines (compare fits them for its first run only)
     checkpoint_every: float = CHECKPOINT_EVERY  # seconds between writes of last.* (engine.saving; 0: every epoch)
 
+    def __post_init__(self) -> None:
+        if not self.checkpoint_every >= 0:  # NaN too
+            raise ValueError(f"--checkpoint-every: expected seconds >= 0, got {self.checkpoint_every:g}")
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -442,7 +446,6 @@ def _fit(config: TrainConfig, opts: RunOptions, ctx: DistContext) -> dict | None
                     meta,
                     model,
                     model if average is None else average.module,
-                    state.history,
                     improved=improved,
                     final=final,
                     optimizer=optimizer,

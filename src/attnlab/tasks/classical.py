@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -126,8 +127,6 @@ def carve(y: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray]:
 def _choose(make: Callable, grid: list[dict], x: np.ndarray, y: np.ndarray, parts: tuple) -> dict:
     """The grid point whose model, fitted on the fit part, is most accurate on the validation part (the points
     fitted in ``FIT_THREADS`` threads)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     fit, val = parts
     xf, yf, xv, yv = x[fit], y[fit], x[val], y[val]
     with ThreadPoolExecutor(FIT_THREADS) as pool:
