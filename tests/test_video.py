@@ -22,12 +22,13 @@ from attnlab.layers.gltr import GlobalLocalTemporal
 from attnlab.layers.non_local_st import NonLocalSpaceTime
 from attnlab.layers.tam import TemporalAdaptive
 from attnlab.models import load_torchvision_weights
-from attnlab.models.video import TEMPORAL_HEADS
+from attnlab.models.video import TEMPORAL_HEADS, stem_and_stages
 from attnlab.tasks import get_task
 from attnlab.tasks.video import DEFAULT_BACKBONE, VIDEO_DATA, VideoOptions
 from attnlab.tasks.video.metrics import ClipMetrics, label_part
 from attnlab.tasks.video.moving_digits import LABEL_PARTS, draw_motions, moving_digits_data, render_clips
 from attnlab.tasks.video.probe import one_frame_probe
+from attnlab.tasks.video.transfer import BackboneRun, frame_architecture, frozen_stages
 
 F64 = torch.float64
 
@@ -307,6 +308,55 @@ def test_a_frozen_backbone_keeps_its_weights_and_statistics():
         m(torch.randn(1, 3, 1, 32, 32))
 
 
+def test_frozen_stages_hold_the_stem_and_first_stages_fixed_and_train_the_rest():
+    m = small_video("attention", frozen_stages=1)
+    m.train()
+    assert not m.backbone.bn1.training and not m.backbone.layer1[0].bn1.training and m.backbone.layer2.training
+    stats = m.backbone.layer1[1].bn2.running_mean.clone()
+    F.cross_entropy(m(torch.randn(2, 4, 1, 32, 32)), torch.tensor([0, 1])).backward()
+    fixed = ("backbone.conv1.", "backbone.bn1.", "backbone.layer1.")
+    for name, p in m.named_parameters():
+        assert (p.grad is None) == name.startswith(fixed), name
+    assert torch.equal(m.backbone.layer1[1].bn2.running_mean, stats)
+    # -1: nothing fixed, every parameter learns; 4: the whole ResNet; a stage placement's module goes with its stage
+    assert not small_video("attention", frozen_stages=-1).frozen
+    whole = small_video("attention", frozen_stages=4)
+    assert all(not p.requires_grad for p in whole.backbone.parameters())
+    staged = attnlab.create_model("resnet18", num_classes=1, attention="bam", in_chans=1)  # BAM: after stages 1-3
+    parts = stem_and_stages(staged, 1)
+    assert parts[-1] is staged.attn["layer1"] and staged.attn["layer2"] not in parts
+    with pytest.raises(ValueError, match=r"frozen_stages: expected -1 \(none\) to 4"):
+        small_video("attention", frozen_stages=5)
+
+
+def test_frozen_stages_default_to_the_stem_and_layer1_where_they_transfer_whole():
+    def resolved(run_options=None, **options):
+        o = VideoOptions(**options)
+        run = None if run_options is None else BackboneRun("run", {"model": "resnet18", **run_options}, runs=None)
+        return frozen_stages(o, frame_architecture(o, run), run)
+
+    assert resolved({"attention": "cbam"}, backbone="run") == 1  # the default: the image run's own modules
+    assert resolved({"attention": "cbam"}, backbone="run", attention="tam") == -1  # TAM's modules start at init
+    assert resolved({"attention": "cbam", "placement": "stage"}, backbone="run") == -1  # not where the video puts them
+    assert resolved({"attention": None}, backbone="run", attention="none") == 1
+    assert resolved(backbone_weights="r18.pth") == 1  # torchvision's ResNet, no modules added
+    assert resolved(backbone_weights="r18.pth", attention="cbam") == -1
+    assert resolved(backbone_weights="r18.pth", stem="cifar") == -1  # torchvision's 7x7 stem conv does not load
+    assert resolved(backbone="none") == -1  # nothing transfers
+    assert resolved(backbone="none", frozen_stages=2) == 2  # as given
+    with pytest.raises(ValueError, match=r"--frozen-stages: expected -1 \(none\) to 4"):
+        VideoOptions(frozen_stages=-2)
+
+
+def test_nothing_left_at_init_is_held_fixed():
+    from attnlab.tasks.video.transfer import check_frozen_loaded
+
+    m = small_video("attention", frozen_stages=1)
+    check_frozen_loaded(m, ["layer2.0.conv1.weight"])  # a stage that trains: fine
+    with pytest.raises(ValueError, match=r"--frozen-stages: 1 tensors .* left at init \(layer1.0.conv1.weight"):
+        check_frozen_loaded(m, ["layer1.0.conv1.weight"])
+
+
 # ---- videofolder ----------------------------------------------------------------------------------------------
 def write_video(path, frames):
     """uint8 (N, H, W, 3) frames -> an MPEG-4 file, with PyAV."""
@@ -458,8 +508,13 @@ def test_video_run_transfers_the_image_backbone_and_reports_the_one_frame_check(
     run = load_run(video_run)
     image = load_run(image_run)
     assert run.meta["attention"] == "cbam" and run.meta["frame_model"] == "resnet18"
-    # fine-tuned at a tenth of the rate for one short epoch: the stem moved a little, not far
-    delta = (run.model.backbone.conv1.weight - image.model.conv1.weight).abs().max()
+    # the stem and layer1 transfer whole, so they are held fixed (weights and batch-norm statistics, bit for bit);
+    # the rest is fine-tuned at a tenth of the rate for one short epoch: it moved a little, not far
+    assert run.meta["frozen_stages"] == 1
+    theirs, ours = image.model.state_dict(), run.model.backbone.state_dict()
+    for key in ("conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer1.1.bn2.running_var"):
+        assert torch.equal(ours[key], theirs[key]), key
+    delta = (ours["layer2.0.conv1.weight"] - theirs["layer2.0.conv1.weight"]).abs().max()
     assert 0 < delta < 0.05
 
 
@@ -644,12 +699,15 @@ def test_a_transferred_backbone_trains_at_its_scaled_rate_or_not_at_all(image_ru
     config = TrainConfig.create(
         "video", backbone=str(image_run), epochs=1, lr=1e-3, backbone_lr_scale=0.1, freeze_backbone=freeze
     )
-    task = config.new_task(meta={**VIDEO_META, "attention": "cbam"}, runs=RUNS)
+    # the stages build_data resolves for this run (test_video_run_transfers_the_image_backbone_...)
+    task = config.new_task(meta={**VIDEO_META, "attention": "cbam", "frozen_stages": 1}, runs=RUNS)
     model = task.build_model()
     optimizer, _ = build_optimizer(config.recipe, task, model, steps_per_epoch=10)
     rate = {id(p): g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}  # before the warm-up
     for name, p in model.named_parameters():
-        if name.startswith("backbone."):
+        if name.startswith(("backbone.conv1.", "backbone.bn1.", "backbone.layer1.")):  # --frozen-stages 1
+            assert rate.get(id(p)) is None, name
+        elif name.startswith("backbone."):
             assert rate.get(id(p)) == (None if freeze else pytest.approx(1e-4)), name
         else:
             assert rate[id(p)] == pytest.approx(1e-3), name

@@ -4,7 +4,8 @@ For each task, the pieces of the default run (``attnlab train --task TASK``) are
 ``build_data``, ``plan_recipe`` (epochs, batch, learning rate), ``build_model``, ``Task.initialize`` and
 ``prepare_model``, ``build_loaders`` (no workers, the CLI's default) and ``build_optimizer``. The video default
 transfers the default image run's backbone; here its frame ResNet (the image default's model, attention and stem)
-is built from scratch (``--backbone none``): the same computation, and no other run is needed.
+is built from scratch (``--backbone none``) with the stages the default run holds fixed (``--frozen-stages``): the
+same computation, and no other run is needed.
 
 One training step is split into phases, each timed on its own (CPU: every op has finished when it returns):
 
@@ -53,6 +54,8 @@ from ..engine.precision import autocast
 from ..engine.trainer import Loaders, build_data, build_loaders, build_model, build_optimizer, seed_everything
 from ..measure.machine import cpu_flags, machine
 from ..tasks import Task, TaskData, list_tasks
+from ..tasks.video.task import VideoOptions
+from ..tasks.video.transfer import DEFAULT_BACKBONE, BackboneRun, frame_architecture, frozen_stages
 
 __all__ = [
     "PHASES",
@@ -73,11 +76,17 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
 def _video_from_scratch() -> tuple[TrainConfig, str]:
-    image = TrainConfig.create("classify").options  # the default image run: its ResNet is the frame backbone
-    config = TrainConfig.create("video", backbone="none", frame_model=image.model, attention=image.attention or "none")
+    image = TrainConfig.create("classify")  # the default image run: its ResNet is the frame backbone
+    run = BackboneRun(DEFAULT_BACKBONE, image.to_dict(), runs=None)  # as the default video run reads it
+    stages = frozen_stages(VideoOptions(), frame_architecture(VideoOptions(), run), run)
+    o = image.options
+    flags = f"--backbone none --frame-model {o.model} --attention {o.attention} --frozen-stages {stages}"
+    config = TrainConfig.create(
+        "video", backbone="none", frame_model=o.model, attention=o.attention or "none", frozen_stages=stages
+    )
     note = (
-        f"Profiled with --backbone none --frame-model {image.model} --attention {image.attention}: the default "
-        "run's frame ResNet from scratch (the same computation; no image run needed)"
+        f"Profiled with {flags}: the default run's frame ResNet from scratch, with the stages that run holds fixed "
+        "(the same computation; no image run needed)"
     )
     return config, note
 

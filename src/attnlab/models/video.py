@@ -31,7 +31,9 @@ memorizes the pictures instead (docs/video.md, "Your videos").
 
 The backbone's ``fc`` is dropped (``nn.Identity``): its keys are the image task's classes. With
 ``freeze_backbone`` its parameters do not train, its batch norms keep their statistics (eval mode) and its
-forward pass runs without autograd.
+forward pass runs without autograd. ``frozen_stages=n`` does that to the stem and the first n stages only
+(mmdetection's ``ResNet(frozen_stages=n)``: -1 none, 0 the stem, 1 the stem and layer1, …; a stage's
+``stage``-placed module with it): their backward pass, the costliest part of a step on small frames, is not run.
 """
 
 from __future__ import annotations
@@ -178,6 +180,7 @@ class VideoClassifier(nn.Module):
         dim: width of the head.
         positions: add a learned temporal position embedding before the order-free heads.
         freeze_backbone: keep the backbone fixed (transfer learning with a frozen feature extractor).
+        frozen_stages: keep the backbone's stem and first n stages fixed (-1: none; 4: all of it).
         motion: ``"flow"``: each frame's pooled optical flow to the next beside its features; ``"none"``.
         flow_grid: g, the cells a side the flow is averaged over.
         head_kwargs: the head's own keywords (``head_parameters(head)``): ``heads``, ``depth``, ``dropout`` of the
@@ -195,6 +198,7 @@ class VideoClassifier(nn.Module):
         dropout: float = 0.1,
         positions: bool = True,
         freeze_backbone: bool = False,
+        frozen_stages: int = -1,
         motion: str = "none",
         flow_grid: int = 4,
         head_kwargs: dict | None = None,
@@ -206,6 +210,8 @@ class VideoClassifier(nn.Module):
             raise ValueError(f"motion: expected one of {list(MOTIONS)}, got {motion!r}")
         if num_frames < 1:
             raise ValueError(f"num_frames: expected a positive int, got {num_frames}")
+        if not -1 <= frozen_stages <= 4:
+            raise ValueError(f"frozen_stages: expected -1 (none) to 4 (the whole ResNet), got {frozen_stages}")
         self.num_frames = num_frames
         self.backbone = backbone
         self.motion = ClipFlow(flow_grid) if motion == "flow" else None
@@ -220,13 +226,14 @@ class VideoClassifier(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(self.head.out_dim, num_classes)
         self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
-            backbone.requires_grad_(False)
+        self.frozen = [backbone] if freeze_backbone else stem_and_stages(backbone, frozen_stages)
+        for part in self.frozen:
+            part.requires_grad_(False)
 
     def train(self, mode: bool = True) -> VideoClassifier:
         super().train(mode)
-        if self.freeze_backbone:
-            self.backbone.eval()  # frozen: batch-norm statistics stay those of the source
+        for part in self.frozen:
+            part.eval()  # frozen: batch-norm statistics stay those of the source
         return self
 
     def frame_features(self, clips: Tensor) -> Tensor:
@@ -267,6 +274,20 @@ class VideoClassifier(nn.Module):
             handle.remove()
         weights = captured[0]
         return logits, weights.mean(1) if weights.dim() == 3 else weights
+
+
+def stem_and_stages(backbone: nn.Module, n: int) -> list[nn.Module]:
+    """The modules of a ResNet's stem and first ``n`` stages (a ``stage``-placed module after a stage with it); none
+    for n = -1."""
+    if n < 0:
+        return []
+    parts = [backbone.conv1, backbone.bn1]
+    after = backbone.attn if "attn" in backbone._modules else {}  # stage placement: ModuleDict layerN -> module
+    for s in range(1, n + 1):
+        parts.append(getattr(backbone, f"layer{s}"))
+        if f"layer{s}" in after:
+            parts.append(after[f"layer{s}"])
+    return parts
 
 
 @register_model("video_resnet")

@@ -40,6 +40,7 @@ from .transfer import (
     INHERIT,
     BackboneRun,
     frame_architecture,
+    frozen_stages,
     read_backbone_run,
     transfer,
 )
@@ -75,6 +76,12 @@ class VideoOptions:
         choices=("auto", *MOTIONS),
     )
     freeze_backbone: bool = option(False, "keep the transferred backbone fixed (default: fine-tune it)")
+    frozen_stages: int | None = option(
+        None,
+        "the transferred backbone's stem and first N stages kept fixed, batch norms at the source's statistics "
+        "(-1: none, 0: the stem, 1: the stem and layer1, ... 4; default: 1 where the stem and layer1 transfer "
+        "whole, else -1)",
+    )
     backbone_lr_scale: float = option(0.1, "factor on the transferred backbone's learning rate")
     data: str = option("moving_digits", f"video data set: {', '.join(VIDEO_DATA.names())}")
     data_dir: str | None = option(None, "videofolder: folder with train/<class>/ and val/<class>/ videos")
@@ -107,6 +114,8 @@ class VideoOptions:
         # config.json of runs made before INHERIT, meant the run's; "" means none.
         self.attention = INHERIT if self.attention is None else self.attention or "none"
         check_at_least(self, {"num_frames": 1, "dim": 4, "backbone_lr_scale": 0})
+        if self.frozen_stages is not None and not -1 <= self.frozen_stages <= 4:
+            raise ValueError(f"--frozen-stages: expected -1 (none) to 4 (the whole ResNet), got {self.frozen_stages}")
         if not 0 < self.crop_scale <= 1:
             raise ValueError(f"--crop-scale: expected a number in (0, 1], got {self.crop_scale}")
         if not 0 <= self.dropout < 1:
@@ -194,8 +203,11 @@ class Video(Task):
             data.meta.update({k: saved[k] for k in ARCHITECTURE})  # (its --backbone run need not exist any more)
         else:
             data.meta.update(frame_architecture(self.options, self.backbone_run))  # a loaded run rebuilds from it
-        # the motion features the network was built with (runs made before the option had none)
+        # the motion features the network was built with (runs made before the option had none), the stages it
+        # holds fixed (before the option: none)
         data.meta["motion"] = self.options.motion if saved is None else saved.get("motion", "none")
+        fixed = frozen_stages(self.options, data.meta, self.backbone_run) if saved is None else None
+        data.meta["frozen_stages"] = saved.get("frozen_stages", -1) if fixed is None else fixed
         return data
 
     def sample_size(self) -> tuple[float, str]:
@@ -220,6 +232,7 @@ class Video(Task):
             positions=o.positions,
             motion=meta.get("motion", "none"),  # none: runs made before the option
             freeze_backbone=o.freeze_backbone and self.transferred,
+            frozen_stages=meta.get("frozen_stages", -1),  # -1: runs made before the option
             head_kwargs={name: getattr(o, name) for name in head_parameters(o.head)},
         )
 

@@ -24,6 +24,7 @@ __all__ = [
     "drop_classifier_and_other_attention",
     "drop_keys",
     "frame_architecture",
+    "frozen_stages",
     "load_backbone",
     "read_backbone_run",
     "transfer",
@@ -102,6 +103,21 @@ def frame_architecture(options: Any, run: BackboneRun | None) -> dict:
     }
 
 
+def frozen_stages(options: Any, meta: dict, run: BackboneRun | None) -> int:
+    """The stages of the frame ResNet held fixed (``--frozen-stages``; models.video.stem_and_stages): as given, else
+    1, the stem and layer1, where those transfer whole (an image run whose modules the frames keep, at their
+    paper's place; a torchvision checkpoint into a ResNet of ImageNet's stem with no modules added), else -1.
+    Measured on moving_digits (docs/video.md): level with fine-tuning them on validation, 1.25× faster a step."""
+    if options.frozen_stages is not None:
+        return options.frozen_stages
+    if run is not None:
+        at_place = run.config.get("placement") is None and run.config.get("stages") is None  # the video's places
+        whole = run.attention == meta["attention"] and (meta["attention"] is None or at_place)
+    else:
+        whole = bool(options.backbone_weights) and meta["attention"] is None and meta["stem"] == "imagenet"
+    return 1 if whole else -1
+
+
 @dataclass
 class Source:
     """Where the frame backbone's weights come from: the flag that named it, its state dict, and the image run
@@ -176,7 +192,12 @@ def load_backbone(source: Source, backbone: nn.Module, meta: dict) -> tuple[int,
     return len(source.state) - int(stem_skipped), left
 
 
-def transfer_lines(source: Source, loaded: int, left: list[str], *, frozen: bool, lr_scale: float) -> list[str]:
+STAGE_WORDS = {0: "the stem", 1: "the stem and layer1"}
+
+
+def transfer_lines(
+    source: Source, loaded: int, left: list[str], *, frozen: bool, lr_scale: float, stages: int = -1
+) -> list[str]:
     """What the transfer did, as the lines printed at the start of the run."""
     lines = [f"frame backbone: {loaded} tensors loaded from {source.flag}"]
     if left:
@@ -185,9 +206,24 @@ def transfer_lines(source: Source, loaded: int, left: list[str], *, frozen: bool
         lines.append(f"  not used: {', '.join(source.unused)} (the image classes)")
     if frozen:
         lines.append("  frozen (--no-freeze-backbone fine-tunes it)")
-    else:
-        lines.append(f"  fine-tuned at {lr_scale:g} × the head's learning rate (--backbone-lr-scale)")
+        return lines
+    rest = "the rest " if stages >= 0 else ""
+    if stages >= 0:
+        fixed = STAGE_WORDS.get(stages, f"the stem and layer1-{stages}")
+        lines.append(f"  {fixed} fixed, batch norms at the source's statistics (--frozen-stages {stages}; -1: none)")
+    lines.append(f"  {rest}fine-tuned at {lr_scale:g} × the head's learning rate (--backbone-lr-scale)")
     return lines
+
+
+def check_frozen_loaded(model: nn.Module, left: list[str]) -> None:
+    """Nothing left at init may be held fixed: a ValueError naming the tensors and the flag."""
+    fixed = {name for name, p in model.backbone.named_parameters() if not p.requires_grad}
+    stuck = sorted(k for k in left if k in fixed)
+    if stuck and not model.freeze_backbone:
+        raise ValueError(
+            f"--frozen-stages: {len(stuck)} tensors of the stages it holds fixed were left at init "
+            f"({', '.join(stuck[:4])}): pass --frozen-stages -1 (or fewer stages)"
+        )
 
 
 def transfer(model: nn.Module, options: Any, meta: dict, run: BackboneRun | None) -> list[str]:
@@ -199,4 +235,8 @@ def transfer(model: nn.Module, options: Any, meta: dict, run: BackboneRun | None
     drop_classifier_and_other_attention(source, meta)
     check_architecture(source, model.backbone, meta)
     loaded, left = load_backbone(source, model.backbone, meta)
-    return transfer_lines(source, loaded, left, frozen=model.freeze_backbone, lr_scale=options.backbone_lr_scale)
+    check_frozen_loaded(model, left)
+    stages = meta.get("frozen_stages", -1)
+    return transfer_lines(
+        source, loaded, left, frozen=model.freeze_backbone, lr_scale=options.backbone_lr_scale, stages=stages
+    )
