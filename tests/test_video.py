@@ -548,6 +548,8 @@ def test_transfer_says_what_it_loaded_and_refuses_another_architecture(image_run
     ):
         task34.initialize(other)
     assert video_task(backbone="none").initialize(model) == ["frame backbone: trained from scratch (--backbone none)"]
+    asked = video_task(backbone="none", meta={"frozen_stages": 1}).initialize(model)  # --frozen-stages 1 from scratch
+    assert asked[1] == "  the stem and layer1 fixed at their initialization (--frozen-stages 1)"
 
 
 class CountingRuns:

@@ -230,13 +230,17 @@ def transfer(model: nn.Module, options: Any, meta: dict, run: BackboneRun | None
     """The frame backbone's initial weights (``model.backbone``) from ``run`` (--backbone) or --backbone-weights;
     returns the lines to print."""
     source = choose_source(options, run)
+    stages = meta.get("frozen_stages", -1)
     if source is None:
-        return ["frame backbone: trained from scratch (--backbone none)"]
+        lines = ["frame backbone: trained from scratch (--backbone none)"]
+        if stages >= 0:  # asked for (the default is -1 without a source): say that they never learn
+            fixed = STAGE_WORDS.get(stages, f"the stem and layer1-{stages}")
+            lines.append(f"  {fixed} fixed at their initialization (--frozen-stages {stages})")
+        return lines
     drop_classifier_and_other_attention(source, meta)
     check_architecture(source, model.backbone, meta)
     loaded, left = load_backbone(source, model.backbone, meta)
     check_frozen_loaded(model, left)
-    stages = meta.get("frozen_stages", -1)
     return transfer_lines(
         source, loaded, left, frozen=model.freeze_backbone, lr_scale=options.backbone_lr_scale, stages=stages
     )
