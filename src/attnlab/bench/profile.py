@@ -78,7 +78,8 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 def _video_from_scratch() -> tuple[TrainConfig, str]:
     image = TrainConfig.create("classify")  # the default image run: its ResNet is the frame backbone
     run = BackboneRun(DEFAULT_BACKBONE, image.to_dict(), runs=None)  # as the default video run reads it
-    stages = frozen_stages(VideoOptions(), frame_architecture(VideoOptions(), run), run)
+    video = VideoOptions()  # the video default's options, whose rule says which stages its run holds fixed
+    stages = frozen_stages(video, frame_architecture(video, run), run)
     o = image.options
     flags = f"--backbone none --frame-model {o.model} --attention {o.attention} --frozen-stages {stages}"
     config = TrainConfig.create(

@@ -205,9 +205,11 @@ class Video(Task):
             data.meta.update(frame_architecture(self.options, self.backbone_run))  # a loaded run rebuilds from it
         # the motion features the network was built with (runs made before the option had none), the stages it
         # holds fixed (before the option: none)
-        data.meta["motion"] = self.options.motion if saved is None else saved.get("motion", "none")
-        fixed = frozen_stages(self.options, data.meta, self.backbone_run) if saved is None else None
-        data.meta["frozen_stages"] = saved.get("frozen_stages", -1) if fixed is None else fixed
+        if saved is None:
+            data.meta["motion"] = self.options.motion
+            data.meta["frozen_stages"] = frozen_stages(self.options, data.meta, self.backbone_run)
+        else:
+            data.meta.update(motion=saved.get("motion", "none"), frozen_stages=saved.get("frozen_stages", -1))
         return data
 
     def sample_size(self) -> tuple[float, str]:

@@ -195,6 +195,11 @@ def load_backbone(source: Source, backbone: nn.Module, meta: dict) -> tuple[int,
 STAGE_WORDS = {0: "the stem", 1: "the stem and layer1"}
 
 
+def _stage_words(stages: int) -> str:
+    """What ``--frozen-stages stages`` (>= 0) holds fixed, in words."""
+    return STAGE_WORDS.get(stages, f"the stem and layer1-{stages}")
+
+
 def transfer_lines(
     source: Source, loaded: int, left: list[str], *, frozen: bool, lr_scale: float, stages: int = -1
 ) -> list[str]:
@@ -209,7 +214,7 @@ def transfer_lines(
         return lines
     rest = "the rest " if stages >= 0 else ""
     if stages >= 0:
-        fixed = STAGE_WORDS.get(stages, f"the stem and layer1-{stages}")
+        fixed = _stage_words(stages)
         lines.append(f"  {fixed} fixed, batch norms at the source's statistics (--frozen-stages {stages}; -1: none)")
     lines.append(f"  {rest}fine-tuned at {lr_scale:g} × the head's learning rate (--backbone-lr-scale)")
     return lines
@@ -234,8 +239,7 @@ def transfer(model: nn.Module, options: Any, meta: dict, run: BackboneRun | None
     if source is None:
         lines = ["frame backbone: trained from scratch (--backbone none)"]
         if stages >= 0:  # asked for (the default is -1 without a source): say that they never learn
-            fixed = STAGE_WORDS.get(stages, f"the stem and layer1-{stages}")
-            lines.append(f"  {fixed} fixed at their initialization (--frozen-stages {stages})")
+            lines.append(f"  {_stage_words(stages)} fixed at their initialization (--frozen-stages {stages})")
         return lines
     drop_classifier_and_other_attention(source, meta)
     check_architecture(source, model.backbone, meta)
