@@ -227,6 +227,7 @@ def test_a_run_another_run_needs_is_made_first_and_said(tmp_path, capsys):
     assert main(["train", "--task", "fake_min", "--needs", str(needed), "--epochs", "1", "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert f"fake: this run needs a fake_max run: training it first, into {needed}" in said
+    assert "\nmade: test_acc " in said and f" s; run folder {needed}\n" in said  # its figure and its time
     made = json.loads((needed / "summary.json").read_text())
     assert made["task"] == "fake_max" and made["epochs"] == 1 and (out / "summary.json").is_file()
     stamp = (needed / "summary.json").stat().st_mtime_ns

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..engine.loop import heldout_name
+from ..engine.loop import result_line
 from ..engine.saving import CHECKPOINT_EVERY
 from ..engine.trainer import RunOptions, fit
 from .base import Command, register_command
@@ -65,13 +65,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else config.new_task().default_out()
     summary = fit(config, run_options(args, out, resume=args.resume, overwrite=args.overwrite))
     if summary is not None:
-        monitor = summary["monitor"]
-        test = heldout_name(monitor)
-        print(
-            f"{test} {summary[test]:.4f} (the test split, scored once), best {monitor} "
-            f"{summary[f'best_{monitor}']:.4f} (epoch {summary['best_epoch']} of {summary['epochs']}), "
-            f"{summary['wall_seconds']:.0f} s; run folder {out}"
-        )
+        print(result_line(summary, out))
     return 0
 
 

@@ -115,3 +115,14 @@ def evaluate(
 def heldout_name(monitor: str) -> str:
     """The test split's name of a validation metric: ``val_acc`` -> ``test_acc``."""
     return "test_" + monitor.removeprefix("val_")
+
+
+def result_line(summary: dict, out) -> str:
+    """A finished run in one line: its test figure (scored once), its best validation figure and its time."""
+    monitor = summary["monitor"]
+    test = heldout_name(monitor)
+    return (
+        f"{test} {summary[test]:.4f} (the test split, scored once), best {monitor} "
+        f"{summary[f'best_{monitor}']:.4f} (epoch {summary['best_epoch']} of {summary['epochs']}), "
+        f"{summary['wall_seconds']:.0f} s; run folder {out}"
+    )

@@ -31,7 +31,7 @@ from .averaging import WeightAverage
 from .checkpoint import atomic_write_text, load_checkpoint, model_state, restore_optimizer, save_checkpoint
 from .config import Recipe, TrainConfig
 from .distributed import DistContext, setup_distributed
-from .loop import NonFiniteLoss, evaluate, heldout_name, train_one_epoch
+from .loop import NonFiniteLoss, evaluate, heldout_name, result_line, train_one_epoch
 from .paired import paired_tests, paired_words, test_predictions
 from .plan import Plan, plan_recipe
 from .precision import resolve_precision
@@ -205,7 +205,9 @@ def fit(config: TrainConfig, opts: RunOptions) -> dict | None:
             if opts.progress and int(os.environ.get("RANK", "0")) == 0:
                 print(f"{need.why}: {'resuming' if resume else 'training'} it first, into {need.folder}", flush=True)
             values = {**need.values, **({"val_fraction": config.recipe.val_fraction} if need.same_validation else {})}
-            fit(TrainConfig.create(need.task, **values), replace(opts, out=need.folder, resume=resume))
+            made = fit(TrainConfig.create(need.task, **values), replace(opts, out=need.folder, resume=resume))
+            if made is not None and opts.progress:
+                print(f"made: {result_line(made, need.folder)}", flush=True)
     ctx = setup_distributed(opts.device)
     try:
         return _fit(config, opts, ctx)
