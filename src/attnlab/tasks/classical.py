@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from ..data.splits import VAL_SEED, stratified_indices
 
 __all__ = [
     "BLAS_THREADS",
+    "Baseline",
     "FIT_THREADS",
     "LOGREG_C",
     "VAL_FRACTION",
@@ -43,7 +45,7 @@ LOGREG_MAX_ITER = 1000
 # OpenBLAS's threads spin while they wait: on 2 cores shared with other busy processes, 2 threads made the 500-digit
 # pixel run 10-20× slower than 1 (16-28 s vs 0.9-2 s), so the fits use half the cores.
 BLAS_THREADS = max(1, (os.cpu_count() or 2) // 2)
-# a grid's fits run in threads, one a core: the solvers' matrix products (BLAS, liblinear) release the GIL
+# the grids' fits run in threads, one a core: the solvers' matrix products (BLAS, liblinear) release the GIL
 # (the video task's three logistic-regression grids on 2 cores of an Intel Xeon: 11.6 -> 7.6 s, the same choices)
 FIT_THREADS = os.cpu_count() or 1
 
@@ -124,16 +126,6 @@ def carve(y: np.ndarray, who: str) -> tuple[np.ndarray, np.ndarray]:
     return fit, val
 
 
-def _choose(make: Callable, grid: list[dict], x: np.ndarray, y: np.ndarray, parts: tuple) -> dict:
-    """The grid point whose model, fitted on the fit part, is most accurate on the validation part (the points
-    fitted in ``FIT_THREADS`` threads)."""
-    fit, val = parts
-    xf, yf, xv, yv = x[fit], y[fit], x[val], y[val]
-    with ThreadPoolExecutor(FIT_THREADS) as pool:
-        accuracy = list(pool.map(lambda p: (make(**p).fit(xf, yf).predict(xv) == yv).mean(), grid))
-    return grid[int(np.argmax(accuracy))]  # the first of equals: the grid runs from the most regularized
-
-
 def _scores(y: np.ndarray, pred: np.ndarray, classes: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
@@ -141,18 +133,47 @@ def _scores(y: np.ndarray, pred: np.ndarray, classes: np.ndarray) -> dict[str, f
     return {"test_acc": float((pred == y).mean()), "test_macro_f1": float(f1)}
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """One classical model to choose and score: ``make(**point)`` builds it for a point of ``grid``; ``train`` and
+    ``test`` are its rows (N, D) and labels (N,)."""
+
+    make: Callable
+    grid: list[dict]
+    train: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+
+
 def chosen_and_scored(
-    make: Callable,
-    grid: list[dict],
-    train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
-    classes: np.ndarray,
-    parts: tuple[np.ndarray, np.ndarray],
-) -> dict:
-    """``{test_acc, test_macro_f1, **chosen, test_predictions}``: the model ``make(**point)`` of the grid point
-    chosen on the carved ``parts`` (``carve``) of ``train`` (rows (N, D), labels (N,)), refitted on all of it and
-    scored on ``test``; its predictions of the test rows, in order, for the engine's paired test."""
-    (x, y), (xt, yt) = train, test
-    best = _choose(make, grid, x, y, parts)
-    pred = make(**best).fit(x, y).predict(xt)
-    return {**_scores(yt, pred, classes), **best, "test_predictions": pred.tolist()}
+    baselines: dict[str, Baseline], classes: np.ndarray, parts: tuple[np.ndarray, np.ndarray]
+) -> dict[str, dict]:
+    """``{name: {test_acc, test_macro_f1, **chosen, test_predictions}}``: for each baseline, the grid point whose
+    model, fitted on the fit part of the carved ``parts`` (``carve``) of its training rows, is most accurate on the
+    validation part (ties: the first, so a grid runs from the most regularized), refitted on all of them and
+    scored on its test rows; its predictions of the test rows, in order, for the engine's paired test.
+
+    Every grid point of every baseline is fitted in one pool of ``FIT_THREADS`` threads, then every refit in
+    another: a core does not wait for the slowest point of one grid while another grid has work."""
+    fit, val = parts
+    points = [(name, p) for name, b in baselines.items() for p in b.grid]
+
+    def accuracy(name: str, point: dict) -> float:
+        (x, y), b = baselines[name].train, baselines[name]
+        return float((b.make(**point).fit(x[fit], y[fit]).predict(x[val]) == y[val]).mean())
+
+    def refit(name: str, point: dict) -> np.ndarray:
+        b = baselines[name]
+        return b.make(**point).fit(*b.train).predict(b.test[0])
+
+    with ThreadPoolExecutor(FIT_THREADS) as pool:
+        scores = list(pool.map(lambda job: accuracy(*job), points))
+        best = {}
+        for (name, point), score in zip(points, scores, strict=True):
+            if name not in best or score > best[name][1]:
+                best[name] = (point, score)
+        chosen = {name: point for name, (point, _) in best.items()}
+        predictions = dict(zip(chosen, pool.map(lambda name: refit(name, chosen[name]), chosen), strict=True))
+    return {
+        name: {**_scores(baselines[name].test[1], pred, classes), **chosen[name], "test_predictions": pred.tolist()}
+        for name, pred in predictions.items()
+    }

@@ -34,7 +34,7 @@ import numpy as np
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..classical import LOGREG_C, blas_threads, carve, chosen_and_scored, downsample, logreg, read_rows
+from ..classical import LOGREG_C, Baseline, blas_threads, carve, chosen_and_scored, downsample, logreg, read_rows
 
 __all__ = ["LOGREG_C", "SVM_C", "SVM_DIMS", "SVM_GAMMA", "SVM_MAX_TRAIN", "pixel_baselines"]
 
@@ -65,19 +65,21 @@ def _svm(C: float, gamma: float, dims: int):
 def _fit_and_score(x: np.ndarray, y: np.ndarray, xt: np.ndarray, yt: np.ndarray) -> dict[str, dict]:
     """Both models on the pixels (N, D) of the training and test images."""
     train, test, classes, parts = (x, y), (xt, yt), np.union1d(y, yt), carve(y, WHO)
-    results = {"pixels_logreg": chosen_and_scored(logreg, [{"C": c} for c in LOGREG_C], train, test, classes, parts)}
+    baselines = {"pixels_logreg": Baseline(logreg, [{"C": c} for c in LOGREG_C], train, test)}
+    dims = min(SVM_DIMS, x.shape[1], len(parts[0]) - 1)
     if len(y) > SVM_MAX_TRAIN:
         warnings.warn(f"{WHO}: pixels_svm skipped ({len(y)} training images > {SVM_MAX_TRAIN})", stacklevel=3)
-        return results
+    else:
+        unit = 1 / (x.shape[1] * float(x.var()))  # scikit-learn's gamma="scale", of all the training pixels
 
-    dims = min(SVM_DIMS, x.shape[1], len(parts[0]) - 1)
-    unit = 1 / (x.shape[1] * float(x.var()))  # scikit-learn's gamma="scale", of all the training pixels
+        def svm(C: float, gamma: float):
+            return _svm(C, gamma, dims)
 
-    def svm(C: float, gamma: float):
-        return _svm(C, gamma, dims)
-
-    grid = [{"C": c, "gamma": g * unit} for c in SVM_C for g in SVM_GAMMA]
-    results["pixels_svm"] = {**chosen_and_scored(svm, grid, train, test, classes, parts), "pca_dims": dims}
+        grid = [{"C": c, "gamma": g * unit} for c in SVM_C for g in SVM_GAMMA]
+        baselines["pixels_svm"] = Baseline(svm, grid, train, test)
+    results = chosen_and_scored(baselines, classes, parts)
+    if "pixels_svm" in results:
+        results["pixels_svm"]["pca_dims"] = dims
     return results
 
 

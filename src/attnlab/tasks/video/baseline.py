@@ -37,7 +37,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ...models.flow import ClipFlow
-from ..classical import LOGREG_C, blas_threads, carve, chosen_and_scored, downsample, logreg, read_rows
+from ..classical import LOGREG_C, Baseline, blas_threads, carve, chosen_and_scored, downsample, logreg, read_rows
 
 __all__ = ["LOGREG_C", "frame_baselines", "frame_features"]
 
@@ -96,8 +96,6 @@ def frame_baselines(train: Dataset, test: Dataset, num_classes: int, *, max_side
         "flow_logreg": slice(frames, None),
     }
     classes, parts, grid = np.arange(num_classes), carve(y, WHO), [{"C": c} for c in LOGREG_C]
+    baselines = {name: Baseline(logreg, grid, (x[:, cols], y), (xt[:, cols], yt)) for name, cols in columns.items()}
     with blas_threads():
-        return {
-            name: chosen_and_scored(logreg, grid, (x[:, cols], y), (xt[:, cols], yt), classes, parts)
-            for name, cols in columns.items()
-        }
+        return chosen_and_scored(baselines, classes, parts)
