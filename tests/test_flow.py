@@ -59,6 +59,23 @@ def test_the_flow_does_not_depend_on_contrast(photo):
     assert ((low - high).abs() < 0.01).float().mean() > 0.99  # (float32 rounding where the texture is faint)
 
 
+def test_a_nearly_flat_region_gets_a_small_flow_that_rounding_does_not_move(photo):
+    """A window far flatter than its image (compressed sky, a dark border: faint noise, no texture) has no
+    information about motion: its flow stays near the coarser level's instead of error / gradient, which grew
+    to 10⁴ px on real clips and followed the last bit of the input."""
+    image = photo.copy()
+    rng = np.random.default_rng(0)
+    image[:, 64:] = 0.5 + 1e-5 * rng.standard_normal((128, 64)).astype(np.float32)  # the right half: faint noise
+    first, second = pair(image, 1.0, 0.0)
+    second[..., 64:] = torch.from_numpy(0.5 + 1e-5 * rng.standard_normal((128, 64)).astype(np.float32))  # new noise
+    flow = lucas_kanade(first, second)[0]
+    assert flow[:, 16:-16, 80:-8].abs().max() < 1  # no motion to read there: nothing wild
+    assert abs(flow[0, 16:-16, 16:48].median().item() - 1.0) < 0.1  # the textured half still reads its shift
+    clip = torch.stack([first[0], second[0]])[None]  # (1, 2, 1, H, W)
+    again = clip + 1e-6 * torch.randn(clip.shape, generator=torch.Generator().manual_seed(0))
+    assert (ClipFlow(4)(clip) - ClipFlow(4)(again)).abs().max() < 0.01  # rounding-sized changes stay small
+
+
 @pytest.mark.parametrize(("size", "window"), [((32, 32), 7), ((9, 13), 7), ((5, 3), 7), ((16, 8), 1), ((6, 6), 5)])
 def test_the_box_mean_is_avg_pools_without_the_padding(size, window):
     x = torch.randn(3, 5, *size, dtype=torch.float64)

@@ -10,6 +10,10 @@ Coarse to fine (Bouguet's pyramidal implementation, 2001): the flow of a level, 
 of the next finer level, which adds its own correction; a few warps per level (``iterations``) refine it. This
 is scikit-image's ``optical_flow_ilk`` (its "iterative Lucas-Kanade") on a box window, as tensor operations: a
 clip's flow runs in the same batch as its frames and exports with the network (ONNX, ``torch.export``).
+
+Each warp's step is damped (Tikhonov: εI added to the 2×2 matrix, ε a thousandth of the image's mean gradient
+power), so that a window without texture keeps the coarser level's flow where the bare solve returns
+error / gradient, unbounded as the gradient goes to 0.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ __all__ = ["ClipFlow", "lucas_kanade"]
 # the 2×2 system's regularizer, relative to its scale (trace²), so that the flow does not depend on the images'
 # contrast; it keeps an edge's flow (the aperture problem) and a texture-free window's (0) finite
 _RIDGE, _TINY = 1e-3, 1e-30
+# Tikhonov damping of each warp's step, (A + εI) u = b + ε·flow, ε relative to the image's mean gradient power
+# (so again free of contrast): a window far flatter than its image (compressed sky, a dark border) keeps the coarser
+# level's flow instead of error / gradient, which grew without bound there (10³-10⁴ px on real clips, set by the
+# last bit of the input); 1e-3 leaves a textured window's flow as it was (1e-2 slowed the warps' convergence)
+_DAMPING = 1e-3
 
 
 def _warp(image: Tensor, flow: Tensor) -> Tensor:
@@ -80,6 +89,9 @@ def _solve(first: Tensor, second: Tensor, flow: Tensor, window: int) -> Tensor:
 
     products = torch.cat((gx * gx, gx * gy, gy * gy, gx * error, gy * error), dim=1)  # (N, 5, H, W)
     sxx, sxy, syy, bx, by = _box_mean(products, window).split(1, dim=1)
+    damping = _DAMPING * (sxx + syy).mean((2, 3), keepdim=True)  # (N, 1, 1, 1): the image's gradient power
+    sxx, syy = sxx + damping, syy + damping  # on the step: (A + εI) u = b + ε·flow
+    bx, by = bx + damping * flow[:, :1], by + damping * flow[:, 1:]
     det = sxx * syy - sxy * sxy + _RIDGE * (sxx + syy).square() + _TINY
     return torch.cat(((syy * bx - sxy * by) / det, (sxx * by - sxy * bx) / det), dim=1)
 
