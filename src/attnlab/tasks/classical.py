@@ -158,21 +158,22 @@ def chosen_and_scored(
     points = [(name, p) for name, b in baselines.items() for p in b.grid]
 
     def accuracy(name: str, point: dict) -> float:
-        (x, y), b = baselines[name].train, baselines[name]
+        b = baselines[name]
+        x, y = b.train
         return float((b.make(**point).fit(x[fit], y[fit]).predict(x[val]) == y[val]).mean())
 
-    def refit(name: str, point: dict) -> np.ndarray:
+    def refit(name: str) -> np.ndarray:
         b = baselines[name]
-        return b.make(**point).fit(*b.train).predict(b.test[0])
+        return b.make(**chosen[name]).fit(*b.train).predict(b.test[0])
 
     with ThreadPoolExecutor(FIT_THREADS) as pool:
-        scores = list(pool.map(lambda job: accuracy(*job), points))
-        best = {}
-        for (name, point), score in zip(points, scores, strict=True):
-            if name not in best or score > best[name][1]:
-                best[name] = (point, score)
-        chosen = {name: point for name, (point, _) in best.items()}
-        predictions = dict(zip(chosen, pool.map(lambda name: refit(name, chosen[name]), chosen), strict=True))
+        scores = iter(pool.map(lambda job: accuracy(*job), points))  # in the order of points
+        chosen = {}
+        for name, b in baselines.items():
+            accuracies = [next(scores) for _ in b.grid]
+            # the first of equals: a grid runs from the most regularized
+            chosen[name] = b.grid[int(np.argmax(accuracies))]
+        predictions = dict(zip(chosen, pool.map(refit, chosen), strict=True))
     return {
         name: {**_scores(baselines[name].test[1], pred, classes), **chosen[name], "test_predictions": pred.tolist()}
         for name, pred in predictions.items()
